@@ -1,0 +1,77 @@
+"""The exceptions tokenward raises. The native extension raises these very classes."""
+
+from __future__ import annotations
+
+__all__ = [
+    "TokenwardError",
+    "InvalidToken",
+    "ExpiredToken",
+    "KeySetUnavailable",
+    "TokenRequestError",
+    "ConfigError",
+]
+
+
+class TokenwardError(Exception):
+    """Base class of every tokenward error."""
+
+
+class InvalidToken(TokenwardError):
+    """The token was rejected. `code` is a stable string ("expired", "bad_signature", ...).
+
+    The message never contains the token."""
+
+    def __init__(self, message: str, code: str = "malformed") -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (str(self), self.code))
+
+
+class ExpiredToken(InvalidToken):
+    """The token's `exp` has passed (beyond the leeway)."""
+
+    def __init__(self, message: str, code: str = "expired") -> None:
+        super().__init__(message, code)
+
+
+class KeySetUnavailable(TokenwardError):
+    """No usable signing keys and the JWKS cannot be fetched: answer 503, not 401."""
+
+
+class TokenRequestError(TokenwardError):
+    """The token endpoint failed.
+
+    `status` is the HTTP status (None when it never answered), `error` the OAuth2 error code
+    ("invalid_client", ...), `retryable` whether trying again later may help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.retryable = retryable
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild_token_request_error, (str(self), self.status, self.error, self.retryable))
+
+
+def _rebuild_token_request_error(
+    message: str, status: int | None, error: str | None, retryable: bool
+) -> TokenRequestError:
+    return TokenRequestError(message, status=status, error=error, retryable=retryable)
+
+
+class ConfigError(TokenwardError, ValueError):
+    """A setting is missing or wrong; `setting` names it."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting

@@ -1,0 +1,45 @@
+//! Values that must not cross a `fork()`: a child gets a copy of the parent's memory but none of
+//! its threads, so a tokio runtime, its I/O registrations and any lock held by a parent thread
+//! would be dead weight (or a deadlock) in the child. `ForkLocal` rebuilds its value the first
+//! time it is used in a new process.
+
+use parking_lot::Mutex;
+
+pub struct ForkLocal<T: Clone> {
+    slot: Mutex<Option<(u32, T)>>,
+    make: fn() -> T,
+}
+
+impl<T: Clone> ForkLocal<T> {
+    pub const fn new(make: fn() -> T) -> Self {
+        ForkLocal {
+            slot: Mutex::new(None),
+            make,
+        }
+    }
+
+    /// The value for this process, made on first use here.
+    pub fn get(&self) -> T {
+        let pid = std::process::id();
+        // A parent thread may have held this lock at fork time; the child has no such thread.
+        let mut slot = self.slot.lock();
+        match slot.as_ref() {
+            Some((owner, value)) if *owner == pid => value.clone(),
+            _ => {
+                if let Some((_, stale)) = slot.take() {
+                    // Dropping a parent's runtime or client would try to join threads that do not
+                    // exist in this process.
+                    std::mem::forget(stale);
+                }
+                let value = (self.make)();
+                *slot = Some((pid, value.clone()));
+                value
+            }
+        }
+    }
+}
+
+/// The current process id, cheap enough for hot paths.
+pub fn pid() -> u32 {
+    std::process::id()
+}

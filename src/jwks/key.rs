@@ -1,0 +1,209 @@
+//! One JWK into one verifying key. A bad key is skipped with a reason; it never poisons the set.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+
+/// The key types the verifier accepts, each with the header algorithms it can check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    EcP256,
+    EcP384,
+    Ed25519,
+}
+
+impl KeyKind {
+    pub fn accepts(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        match self {
+            KeyKind::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
+            KeyKind::EcP256 => alg == ES256,
+            KeyKind::EcP384 => alg == ES384,
+            KeyKind::Ed25519 => alg == EdDSA,
+        }
+    }
+}
+
+pub struct VerifyingKey {
+    pub kid: String,
+    pub kind: KeyKind,
+    /// The JWK's own `alg`, which the token's header must then equal.
+    pub alg: Option<Algorithm>,
+    pub key: DecodingKey,
+    /// Identifies the key material, so a kid reused for another key is noticed.
+    pub fingerprint: u64,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("kind", &self.kind)
+            .field("alg", &self.alg)
+            .finish()
+    }
+}
+
+/// The usable keys of one fetch, by kid.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    pub keys: HashMap<String, Arc<VerifyingKey>>,
+}
+
+impl KeySet {
+    pub fn get(&self, kid: Option<&str>) -> Option<&Arc<VerifyingKey>> {
+        match kid {
+            Some(kid) => self.keys.get(kid),
+            // A token without a kid is only unambiguous against a single-key set.
+            None if self.keys.len() == 1 => self.keys.values().next(),
+            None => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Parses a JWKS document. Fails only when the document itself is unusable; unusable keys are
+/// logged and skipped.
+pub fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| format!("JWKS is not JSON: {e}"))?;
+    let entries = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "JWKS has no \"keys\" array".to_string())?;
+    let mut set = KeySet::default();
+    for (index, entry) in entries.iter().enumerate() {
+        match parse_key(entry) {
+            Ok(key) => {
+                if set.keys.contains_key(&key.kid) {
+                    log::warn!("JWKS key #{index} (kid {:?}) skipped: duplicate kid", key.kid);
+                    continue;
+                }
+                set.keys.insert(key.kid.clone(), Arc::new(key));
+            }
+            Err(reason) => {
+                let kid = entry.get("kid").and_then(Value::as_str).unwrap_or("<none>");
+                log::warn!("JWKS key #{index} (kid {kid:?}) skipped: {reason}");
+            }
+        }
+    }
+    Ok(set)
+}
+
+fn parse_key(entry: &Value) -> Result<VerifyingKey, String> {
+    let obj = entry.as_object().ok_or("not a JSON object")?;
+    // Check what the crate's types cannot express (Ed448, P-521) before handing it over.
+    let kty = obj.get("kty").and_then(Value::as_str).ok_or("no kty")?;
+    if let Some(crv) = obj.get("crv").and_then(Value::as_str) {
+        if !matches!(crv, "P-256" | "P-384" | "Ed25519") {
+            return Err(format!("unsupported curve {crv}"));
+        }
+    }
+    if !matches!(kty, "RSA" | "EC" | "OKP") {
+        return Err(format!("unsupported key type {kty}"));
+    }
+    let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|e| format!("invalid JWK: {e}"))?;
+    if let Some(PublicKeyUse::Encryption) = jwk.common.public_key_use {
+        return Err("use is \"enc\"".into());
+    }
+    if let Some(PublicKeyUse::Other(other)) = &jwk.common.public_key_use {
+        return Err(format!("use is {other:?}"));
+    }
+    let alg = match obj.get("alg").and_then(Value::as_str) {
+        None => None,
+        Some(name) => match Algorithm::from_str(name) {
+            Ok(a) if a.family() != jsonwebtoken::AlgorithmFamily::Hmac => Some(a),
+            _ => return Err(format!("unsupported alg {name}")),
+        },
+    };
+    let kind = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => KeyKind::Rsa,
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => KeyKind::EcP256,
+            EllipticCurve::P384 => KeyKind::EcP384,
+            ref other => return Err(format!("unsupported curve {other:?}")),
+        },
+        AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
+            EllipticCurve::Ed25519 => KeyKind::Ed25519,
+            ref other => return Err(format!("unsupported curve {other:?}")),
+        },
+        _ => return Err(format!("unsupported key type {kty}")),
+    };
+    if let Some(a) = alg {
+        if !kind.accepts(a) {
+            return Err(format!("alg {a:?} does not fit a {kind:?} key"));
+        }
+    }
+    if let Some(KeyAlgorithm::UNKNOWN_ALGORITHM) = jwk.common.key_algorithm {
+        return Err("unknown alg".into());
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable key material: {e}"))?;
+    let kid = jwk.common.key_id.clone().unwrap_or_default();
+    Ok(VerifyingKey {
+        kid,
+        kind,
+        alg,
+        key,
+        fingerprint: fingerprint(&jwk.algorithm),
+    })
+}
+
+fn fingerprint(params: &AlgorithmParameters) -> u64 {
+    let mut h = DefaultHasher::new();
+    match params {
+        AlgorithmParameters::RSA(p) => (&p.n, &p.e).hash(&mut h),
+        AlgorithmParameters::EllipticCurve(p) => (&p.x, &p.y).hash(&mut h),
+        AlgorithmParameters::OctetKeyPair(p) => p.x.hash(&mut h),
+        _ => {}
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::SigningKey;
+    use serde_json::json;
+
+    #[test]
+    fn skips_bad_keys_and_keeps_good_ones() {
+        let rsa = SigningKey::generate("RS256", Some("r1".into())).unwrap();
+        let ec = SigningKey::generate("ES256", Some("e1".into())).unwrap();
+        let ed = SigningKey::generate("EdDSA", Some("d1".into())).unwrap();
+        let mut enc = rsa.public_jwk().clone();
+        enc["kid"] = json!("enc1");
+        enc["use"] = json!("enc");
+        let doc = json!({"keys": [
+            rsa.public_jwk(), ec.public_jwk(), ed.public_jwk(), enc,
+            {"kty": "OKP", "crv": "Ed448", "kid": "x448", "x": "AAAA"},
+            {"kty": "oct", "kid": "h1", "k": "c2VjcmV0"},
+            {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+            "not an object",
+        ]});
+        let set = parse_jwks(doc.to_string().as_bytes()).unwrap();
+        let mut kids: Vec<_> = set.keys.keys().cloned().collect();
+        kids.sort();
+        assert_eq!(kids, ["d1", "e1", "r1"]);
+    }
+
+    #[test]
+    fn rejects_documents_without_keys() {
+        assert!(parse_jwks(b"not json").is_err());
+        assert!(parse_jwks(b"{\"foo\": []}").is_err());
+        assert!(parse_jwks(b"{\"keys\": []}").unwrap().is_empty());
+    }
+}

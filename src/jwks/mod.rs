@@ -1,0 +1,8 @@
+//! Key sets: JWKs parsed into verifying keys, and the cache with its fetch policy.
+
+mod cache;
+mod fetch;
+mod key;
+
+pub use cache::{JwksCache, JwksPolicy, Lookup};
+pub use key::{parse_jwks, KeySet, VerifyingKey};

@@ -1,0 +1,20 @@
+//! PyO3 wrappers: argument conversion, exceptions, GIL release and async bridges. No logic of
+//! their own; everything they do is a call into the core.
+
+mod async_bridge;
+mod convert;
+mod errors;
+mod logging;
+mod signing;
+mod verifier;
+
+use pyo3::prelude::*;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install(m.py());
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<verifier::PyVerifier>()?;
+    m.add_class::<signing::PySigningKey>()?;
+    m.add_function(wrap_pyfunction!(verifier::verifier_env_settings, m)?)?;
+    Ok(())
+}

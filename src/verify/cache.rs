@@ -1,0 +1,38 @@
+//! The verified-token cache: token -> claims, bounded, and never past the token's `exp`.
+
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
+use serde_json::{Map, Value};
+
+pub struct Entry {
+    pub claims: Arc<Map<String, Value>>,
+    pub exp: f64,
+    pub kid: Option<String>,
+    /// The key that verified it: a hit is void once that key is no longer published.
+    pub key_fingerprint: u64,
+}
+
+pub struct TokenCache {
+    inner: Cache<Box<str>, Arc<Entry>>,
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize) -> Self {
+        TokenCache {
+            inner: Cache::new(capacity),
+        }
+    }
+
+    pub fn get(&self, token: &str) -> Option<Arc<Entry>> {
+        self.inner.get(token)
+    }
+
+    pub fn insert(&self, token: &str, entry: Entry) {
+        self.inner.insert(token.into(), Arc::new(entry));
+    }
+
+    pub fn remove(&self, token: &str) {
+        self.inner.remove(token);
+    }
+}

@@ -1,0 +1,196 @@
+//! Verifier settings: defaults, validation (errors name the setting), and the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
+
+use crate::error::{Error, Result};
+use crate::http::HttpConfig;
+use crate::jwks::JwksPolicy;
+
+use super::policy::Policy;
+
+pub const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// Mirrors the keyword arguments of the Python `Verifier`.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    pub issuer: String,
+    pub jwks_uri: Option<String>,
+    pub audience: Vec<String>,
+    pub allowed_azp: Option<Vec<String>>,
+    pub algorithms: Option<Vec<String>>,
+    pub leeway: i64,
+    pub verify_issuer: bool,
+    pub required_claims: Vec<String>,
+    pub token_types: Option<Vec<String>>,
+    pub max_token_bytes: i64,
+    pub cache_size: i64,
+    pub jwks_ttl: f64,
+    pub jwks_cooldown: f64,
+    pub jwks_max_stale: f64,
+    pub http_timeout: f64,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl VerifierConfig {
+    pub fn new(issuer: impl Into<String>) -> Self {
+        VerifierConfig {
+            issuer: issuer.into(),
+            jwks_uri: None,
+            audience: Vec::new(),
+            allowed_azp: None,
+            algorithms: None,
+            leeway: 60,
+            verify_issuer: true,
+            required_claims: vec!["exp".into()],
+            token_types: Some(vec!["Bearer".into()]),
+            max_token_bytes: 16384,
+            cache_size: 10_000,
+            jwks_ttl: 300.0,
+            jwks_cooldown: 30.0,
+            jwks_max_stale: 86400.0,
+            http_timeout: 5.0,
+            ca_bundle: None,
+        }
+    }
+
+    /// SmartEM's variables: KEYCLOAK_URL (required), KEYCLOAK_REALM (default "dls"),
+    /// KEYCLOAK_VERIFY_ISS (default true), KEYCLOAK_ALLOWED_AZP and KEYCLOAK_AUDIENCE (comma
+    /// lists), KEYCLOAK_JWKS_URL.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let url = get("KEYCLOAK_URL")
+            .ok_or_else(|| Error::config("KEYCLOAK_URL", "is not set"))?;
+        let realm = get("KEYCLOAK_REALM").unwrap_or_else(|| "dls".into());
+        let mut config =
+            VerifierConfig::new(format!("{}/realms/{realm}", url.trim_end_matches('/')));
+        if let Some(flag) = get("KEYCLOAK_VERIFY_ISS") {
+            config.verify_issuer = parse_bool(&flag)
+                .ok_or_else(|| Error::config("KEYCLOAK_VERIFY_ISS", "must be true or false"))?;
+        }
+        config.allowed_azp = get("KEYCLOAK_ALLOWED_AZP").map(|v| comma_list(&v));
+        config.audience = get("KEYCLOAK_AUDIENCE").map(|v| comma_list(&v)).unwrap_or_default();
+        config.jwks_uri = get("KEYCLOAK_JWKS_URL");
+        Ok(config)
+    }
+
+    pub(super) fn validate(self) -> Result<Checked> {
+        let issuer = self.issuer.trim().to_string();
+        if issuer.is_empty() {
+            return Err(Error::config("issuer", "must not be empty"));
+        }
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err(Error::config("issuer", "must be an http(s) URL"));
+        }
+        if let Some(uri) = &self.jwks_uri {
+            if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+                return Err(Error::config("jwks_uri", "must be an http(s) URL"));
+            }
+        }
+        let algorithms = match &self.algorithms {
+            None => ASYMMETRIC_ALGORITHMS.to_vec(),
+            Some(names) if names.is_empty() => {
+                return Err(Error::config("algorithms", "must name at least one algorithm"))
+            }
+            Some(names) => names
+                .iter()
+                .map(|name| match name.parse::<Algorithm>() {
+                    Ok(a) if a.family() != AlgorithmFamily::Hmac => Ok(a),
+                    Ok(_) => Err(Error::config(
+                        "algorithms",
+                        format!("{name} is symmetric; only asymmetric algorithms are allowed"),
+                    )),
+                    Err(_) => Err(Error::config("algorithms", format!("unknown algorithm {name:?}"))),
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let non_negative = |name: &str, v: i64| {
+            u64::try_from(v).map_err(|_| Error::config(name, "must not be negative"))
+        };
+        let seconds = |name: &str, v: f64, min: f64| {
+            if v.is_finite() && v >= min {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(Error::config(name, format!("must be a number of seconds >= {min}")))
+            }
+        };
+        let leeway = non_negative("leeway", self.leeway)?;
+        let max_token_bytes = non_negative("max_token_bytes", self.max_token_bytes)?;
+        if max_token_bytes == 0 {
+            return Err(Error::config("max_token_bytes", "must be greater than zero"));
+        }
+        let cache_size = non_negative("cache_size", self.cache_size)?;
+        if self.audience.iter().any(|a| a.is_empty()) {
+            return Err(Error::config("audience", "must not contain empty strings"));
+        }
+        if self.allowed_azp.as_ref().is_some_and(|a| a.is_empty()) {
+            return Err(Error::config(
+                "allowed_azp",
+                "is empty, which would reject every token; pass None to allow any azp",
+            ));
+        }
+        Ok(Checked {
+            policy: Policy {
+                issuer: issuer.trim_end_matches('/').to_string(),
+                verify_issuer: self.verify_issuer,
+                audience: self.audience,
+                allowed_azp: self.allowed_azp,
+                leeway,
+                required_claims: self.required_claims,
+                token_types: self.token_types,
+            },
+            algorithms,
+            max_token_bytes: max_token_bytes as usize,
+            cache_size: cache_size as usize,
+            jwks_uri: self.jwks_uri,
+            jwks_policy: JwksPolicy {
+                default_ttl: seconds("jwks_ttl", self.jwks_ttl, 1.0)?,
+                cooldown: seconds("jwks_cooldown", self.jwks_cooldown, 0.0)?,
+                max_stale: seconds("jwks_max_stale", self.jwks_max_stale, 0.0)?,
+            },
+            http: HttpConfig {
+                timeout: seconds("http_timeout", self.http_timeout, 0.001)?,
+                ca_bundle: self.ca_bundle,
+            },
+        })
+    }
+}
+
+pub(super) struct Checked {
+    pub policy: Policy,
+    pub algorithms: Vec<Algorithm>,
+    pub max_token_bytes: usize,
+    pub cache_size: usize,
+    pub jwks_uri: Option<String>,
+    pub jwks_policy: JwksPolicy,
+    pub http: HttpConfig,
+}
+
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}

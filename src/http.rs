@@ -42,7 +42,10 @@ impl Http {
                     Error::config("ca_bundle", format!("cannot read {}: {e}", path.display()))
                 })?;
                 let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    Error::config("ca_bundle", format!("{} is not a PEM bundle: {e}", path.display()))
+                    Error::config(
+                        "ca_bundle",
+                        format!("{} is not a PEM bundle: {e}", path.display()),
+                    )
                 })?;
                 if certs.is_empty() {
                     return Err(Error::config(

@@ -10,6 +10,9 @@ pub mod sign;
 pub mod stats;
 pub mod verify;
 
+#[cfg(test)]
+mod testutil;
+
 pub use error::{Code, Error, Result};
 pub use sign::SigningKey;
 pub use verify::{Verifier, VerifierConfig};

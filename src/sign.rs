@@ -158,7 +158,9 @@ impl SigningKey {
 pub fn alg_name(alg: Algorithm) -> &'static str {
     crate::verify::ASYMMETRIC_ALGORITHMS
         .iter()
-        .zip(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"])
+        .zip([
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+        ])
         .find_map(|(a, name)| (*a == alg).then_some(name))
         .unwrap_or("HS256")
 }

@@ -219,7 +219,10 @@ impl JwksCache {
                         }
                     }
                 }
-                log::debug!("JWKS: {} usable keys, fresh for {ttl:?}", fetched.keys.len());
+                log::debug!(
+                    "JWKS: {} usable keys, fresh for {ttl:?}",
+                    fetched.keys.len()
+                );
                 let empty = fetched.keys.is_empty();
                 self.snapshot.store(Some(Arc::new(Snapshot {
                     keys: Arc::new(fetched.keys),
@@ -243,7 +246,8 @@ impl JwksCache {
                 control.retry_after = Some(now + FAILED_FETCH_BACKOFF.min(self.policy.cooldown));
                 let usable = previous.is_some_and(|p| {
                     !p.keys.is_empty()
-                        && now.saturating_duration_since(p.fetched_at) <= p.ttl + self.policy.max_stale
+                        && now.saturating_duration_since(p.fetched_at)
+                            <= p.ttl + self.policy.max_stale
                 });
                 if usable {
                     log::warn!("JWKS fetch failed, serving the last good keys: {message}");
@@ -290,6 +294,9 @@ impl JwksCache {
 fn unknown_kid(kid: Option<&str>) -> Error {
     match kid {
         Some(_) => Error::invalid(Code::UnknownKid, "the token's kid is not in the key set"),
-        None => Error::invalid(Code::UnknownKid, "the token has no kid and the key set has several keys"),
+        None => Error::invalid(
+            Code::UnknownKid,
+            "the token has no kid and the key set has several keys",
+        ),
     }
 }

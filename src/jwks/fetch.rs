@@ -118,7 +118,12 @@ pub fn max_age(header: &str) -> Option<Duration> {
     header.split(',').find_map(|directive| {
         let (name, value) = directive.trim().split_once('=')?;
         if name.trim().eq_ignore_ascii_case("max-age") {
-            value.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs)
+            value
+                .trim()
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs)
         } else {
             None
         }
@@ -131,7 +136,10 @@ mod tests {
 
     #[test]
     fn reads_max_age() {
-        assert_eq!(max_age("public, max-age=600"), Some(Duration::from_secs(600)));
+        assert_eq!(
+            max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(max_age("Max-Age = \"42\""), Some(Duration::from_secs(42)));
         assert_eq!(max_age("no-cache"), None);
         assert_eq!(max_age("max-age=-1"), None);

@@ -79,8 +79,7 @@ impl KeySet {
 /// Parses a JWKS document. Fails only when the document itself is unusable; unusable keys are
 /// logged and skipped.
 pub fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
-    let doc: Value =
-        serde_json::from_slice(body).map_err(|e| format!("JWKS is not JSON: {e}"))?;
+    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("JWKS is not JSON: {e}"))?;
     let entries = doc
         .get("keys")
         .and_then(Value::as_array)
@@ -90,7 +89,10 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
         match parse_key(entry) {
             Ok(key) => {
                 if set.keys.contains_key(&key.kid) {
-                    log::warn!("JWKS key #{index} (kid {:?}) skipped: duplicate kid", key.kid);
+                    log::warn!(
+                        "JWKS key #{index} (kid {:?}) skipped: duplicate kid",
+                        key.kid
+                    );
                     continue;
                 }
                 set.keys.insert(key.kid.clone(), Arc::new(key));
@@ -116,7 +118,8 @@ fn parse_key(entry: &Value) -> Result<VerifyingKey, String> {
     if !matches!(kty, "RSA" | "EC" | "OKP") {
         return Err(format!("unsupported key type {kty}"));
     }
-    let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|e| format!("invalid JWK: {e}"))?;
+    let jwk: Jwk =
+        serde_json::from_value(entry.clone()).map_err(|e| format!("invalid JWK: {e}"))?;
     if let Some(PublicKeyUse::Encryption) = jwk.common.public_key_use {
         return Err("use is \"enc\"".into());
     }

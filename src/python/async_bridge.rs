@@ -28,7 +28,10 @@ pub struct Handle(JoinHandle<()>);
 impl Future for Handle {
     type Output = Result<(), Joined>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx).map_err(Joined)
     }
 }

@@ -8,7 +8,11 @@ use pyo3::types::{PyDict, PyType};
 
 use crate::error::{Code, Error};
 
-fn class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<Bound<'py, PyType>> {
+fn class<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+) -> PyResult<Bound<'py, PyType>> {
     cell.get_or_try_init(py, || {
         let module = py.import("tokenward.errors")?;
         Ok::<_, PyErr>(module.getattr(name)?.cast_into::<PyType>()?.unbind())

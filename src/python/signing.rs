@@ -36,7 +36,12 @@ impl PySigningKey {
 
     #[staticmethod]
     #[pyo3(signature = (pem, alg, kid = None))]
-    fn from_pem(py: Python<'_>, pem: &Bound<'_, PyAny>, alg: &str, kid: Option<String>) -> PyResult<Self> {
+    fn from_pem(
+        py: Python<'_>,
+        pem: &Bound<'_, PyAny>,
+        alg: &str,
+        kid: Option<String>,
+    ) -> PyResult<Self> {
         let pem = zeroize::Zeroizing::new(text(py, pem, "private_key")?);
         let inner = SigningKey::from_pem(&pem, alg, kid).map_err(|e| to_py(py, e))?;
         Ok(PySigningKey { inner })
@@ -61,19 +66,29 @@ impl PySigningKey {
     }
 
     #[pyo3(signature = (claims_json, header_json = None))]
-    fn sign(&self, py: Python<'_>, claims_json: &str, header_json: Option<&str>) -> PyResult<String> {
-        let overrides: Option<Map<String, Value>> = match header_json {
-            None => None,
-            Some(text) => Some(serde_json::from_str(text).map_err(|_| {
-                to_py(py, Error::config("header_json", "must be a JSON object"))
-            })?),
-        };
+    fn sign(
+        &self,
+        py: Python<'_>,
+        claims_json: &str,
+        header_json: Option<&str>,
+    ) -> PyResult<String> {
+        let overrides: Option<Map<String, Value>> =
+            match header_json {
+                None => None,
+                Some(text) => Some(serde_json::from_str(text).map_err(|_| {
+                    to_py(py, Error::config("header_json", "must be a JSON object"))
+                })?),
+            };
         self.inner
             .sign(claims_json.as_bytes(), overrides.as_ref())
             .map_err(|e| to_py(py, e))
     }
 
     fn __repr__(&self) -> String {
-        format!("SigningKey(alg={:?}, kid={:?})", self.inner.alg_name(), self.inner.kid())
+        format!(
+            "SigningKey(alg={:?}, kid={:?})",
+            self.inner.alg_name(),
+            self.inner.kid()
+        )
     }
 }

@@ -20,13 +20,20 @@ pub struct PyVerifier {
 }
 
 /// A token as `&str` without copying: str directly, bytes after a UTF-8 check.
-fn with_token<R>(py: Python<'_>, token: &Bound<'_, PyAny>, f: impl FnOnce(&str) -> PyResult<R>) -> PyResult<R> {
+fn with_token<R>(
+    py: Python<'_>,
+    token: &Bound<'_, PyAny>,
+    f: impl FnOnce(&str) -> PyResult<R>,
+) -> PyResult<R> {
     if let Ok(s) = token.cast::<PyString>() {
         return f(s.to_str()?);
     }
     if let Ok(b) = token.cast::<PyBytes>() {
         let text = std::str::from_utf8(b.as_bytes()).map_err(|_| {
-            to_py(py, Error::invalid(Code::Malformed, "the token is not UTF-8"))
+            to_py(
+                py,
+                Error::invalid(Code::Malformed, "the token is not UTF-8"),
+            )
         })?;
         return f(text);
     }
@@ -40,10 +47,12 @@ fn string_list(value: Option<&Bound<'_, PyAny>>, setting: &str) -> PyResult<Opti
     if let Ok(one) = value.extract::<String>() {
         return Ok(Some(vec![one]));
     }
-    value
-        .extract::<Vec<String>>()
-        .map(Some)
-        .map_err(|_| to_py(value.py(), Error::config(setting, "must be a string or a sequence of strings")))
+    value.extract::<Vec<String>>().map(Some).map_err(|_| {
+        to_py(
+            value.py(),
+            Error::config(setting, "must be a string or a sequence of strings"),
+        )
+    })
 }
 
 #[pymethods]
@@ -94,7 +103,9 @@ impl PyVerifier {
         config.http_timeout = http_timeout;
         config.ca_bundle = ca_bundle;
         let inner = Verifier::new(config).map_err(|e| to_py(py, e))?;
-        Ok(PyVerifier { inner: Arc::new(inner) })
+        Ok(PyVerifier {
+            inner: Arc::new(inner),
+        })
     }
 
     #[getter]
@@ -103,27 +114,45 @@ impl PyVerifier {
     }
 
     /// The claims as a fresh dict. Blocks (without the GIL) only when keys must be fetched.
-    fn verify<'py>(&self, py: Python<'py>, token: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    fn verify<'py>(
+        &self,
+        py: Python<'py>,
+        token: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let claims = with_token(py, token, |t| {
-            py.detach(|| self.inner.verify_blocking(t)).map_err(|e| to_py(py, e))
+            py.detach(|| self.inner.verify_blocking(t))
+                .map_err(|e| to_py(py, e))
         })?;
         convert::dict(py, &claims)
     }
 
     /// The claims, or None when a key fetch is needed first. Never touches the network.
-    fn _verify_now<'py>(&self, py: Python<'py>, token: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn _verify_now<'py>(
+        &self,
+        py: Python<'py>,
+        token: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let claims = with_token(py, token, |t| {
-            py.detach(|| self.inner.verify_now(t)).map_err(|e| to_py(py, e))
+            py.detach(|| self.inner.verify_now(t))
+                .map_err(|e| to_py(py, e))
         })?;
         claims.map(|c| convert::dict(py, &c)).transpose()
     }
 
     /// An awaitable for the full verify, key fetches included, run on the shared runtime.
-    fn _verify_fetching<'py>(&self, py: Python<'py>, token: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn _verify_fetching<'py>(
+        &self,
+        py: Python<'py>,
+        token: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let token = with_token(py, token, |t| Ok(t.to_owned()))?;
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            inner.verify(&token).await.map(ClaimsObject).map_err(to_py_attached)
+            inner
+                .verify(&token)
+                .await
+                .map(ClaimsObject)
+                .map_err(to_py_attached)
         })
     }
 
@@ -152,7 +181,11 @@ impl PyVerifier {
 pub fn verifier_env_settings<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     let environ = py.import("os")?.getattr("environ")?;
     let var = |name: &str| -> Option<String> {
-        environ.call_method1("get", (name,)).ok()?.extract::<Option<String>>().ok()?
+        environ
+            .call_method1("get", (name,))
+            .ok()?
+            .extract::<Option<String>>()
+            .ok()?
     };
     let config = VerifierConfig::from_env(var).map_err(|e| to_py(py, e))?;
     let out = PyDict::new(py);

@@ -70,9 +70,12 @@ impl VerifierConfig {
     /// KEYCLOAK_VERIFY_ISS (default true), KEYCLOAK_ALLOWED_AZP and KEYCLOAK_AUDIENCE (comma
     /// lists), KEYCLOAK_JWKS_URL.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let url = get("KEYCLOAK_URL")
-            .ok_or_else(|| Error::config("KEYCLOAK_URL", "is not set"))?;
+        let get = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let url = get("KEYCLOAK_URL").ok_or_else(|| Error::config("KEYCLOAK_URL", "is not set"))?;
         let realm = get("KEYCLOAK_REALM").unwrap_or_else(|| "dls".into());
         let mut config =
             VerifierConfig::new(format!("{}/realms/{realm}", url.trim_end_matches('/')));
@@ -81,7 +84,9 @@ impl VerifierConfig {
                 .ok_or_else(|| Error::config("KEYCLOAK_VERIFY_ISS", "must be true or false"))?;
         }
         config.allowed_azp = get("KEYCLOAK_ALLOWED_AZP").map(|v| comma_list(&v));
-        config.audience = get("KEYCLOAK_AUDIENCE").map(|v| comma_list(&v)).unwrap_or_default();
+        config.audience = get("KEYCLOAK_AUDIENCE")
+            .map(|v| comma_list(&v))
+            .unwrap_or_default();
         config.jwks_uri = get("KEYCLOAK_JWKS_URL");
         Ok(config)
     }
@@ -102,7 +107,10 @@ impl VerifierConfig {
         let algorithms = match &self.algorithms {
             None => ASYMMETRIC_ALGORITHMS.to_vec(),
             Some(names) if names.is_empty() => {
-                return Err(Error::config("algorithms", "must name at least one algorithm"))
+                return Err(Error::config(
+                    "algorithms",
+                    "must name at least one algorithm",
+                ))
             }
             Some(names) => names
                 .iter()
@@ -112,7 +120,10 @@ impl VerifierConfig {
                         "algorithms",
                         format!("{name} is symmetric; only asymmetric algorithms are allowed"),
                     )),
-                    Err(_) => Err(Error::config("algorithms", format!("unknown algorithm {name:?}"))),
+                    Err(_) => Err(Error::config(
+                        "algorithms",
+                        format!("unknown algorithm {name:?}"),
+                    )),
                 })
                 .collect::<Result<Vec<_>>>()?,
         };
@@ -123,13 +134,19 @@ impl VerifierConfig {
             if v.is_finite() && v >= min {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(Error::config(name, format!("must be a number of seconds >= {min}")))
+                Err(Error::config(
+                    name,
+                    format!("must be a number of seconds >= {min}"),
+                ))
             }
         };
         let leeway = non_negative("leeway", self.leeway)?;
         let max_token_bytes = non_negative("max_token_bytes", self.max_token_bytes)?;
         if max_token_bytes == 0 {
-            return Err(Error::config("max_token_bytes", "must be greater than zero"));
+            return Err(Error::config(
+                "max_token_bytes",
+                "must be greater than zero",
+            ));
         }
         let cache_size = non_negative("cache_size", self.cache_size)?;
         if self.audience.iter().any(|a| a.is_empty()) {

@@ -53,7 +53,10 @@ pub fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
         return Err(malformed("empty header or payload"));
     }
     if signature.is_empty() {
-        return Err(Error::invalid(Code::BadSignature, "the token is not signed"));
+        return Err(Error::invalid(
+            Code::BadSignature,
+            "the token is not signed",
+        ));
     }
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
@@ -85,7 +88,9 @@ pub fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
         for name in names {
             let understood = name.as_str().is_some_and(|n| UNDERSTOOD_CRIT.contains(&n));
             if !understood {
-                return Err(malformed("the header marks a parameter we do not understand as critical"));
+                return Err(malformed(
+                    "the header marks a parameter we do not understand as critical",
+                ));
             }
         }
     }

@@ -4,6 +4,8 @@ mod cache;
 mod config;
 mod jws;
 mod policy;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -101,7 +103,10 @@ impl Verifier {
             }
         }
         // Keys changed under us twice in one call: answer as a plain unknown kid.
-        self.reject(Error::invalid(Code::UnknownKid, "the token's kid is not in the key set"))
+        self.reject(Error::invalid(
+            Code::UnknownKid,
+            "the token's kid is not in the key set",
+        ))
     }
 
     /// Fetches the key set now. Fails with `KeySetUnavailable` when the fetch fails (the keys
@@ -167,7 +172,10 @@ impl Verifier {
         )
         .unwrap_or(false);
         if !valid {
-            return Err(Error::invalid(Code::BadSignature, "the signature does not verify"));
+            return Err(Error::invalid(
+                Code::BadSignature,
+                "the signature does not verify",
+            ));
         }
         let claims = jws::decode_payload(parts.payload)?;
         self.policy.check(&claims, now)?;

@@ -47,7 +47,10 @@ impl Policy {
         let iat = number(claims, "iat")?;
         for name in ["sub", "jti"] {
             if claims.get(name).is_some_and(|v| !v.is_string()) {
-                return Err(Error::invalid(Code::BadClaim, format!("{name} must be a string")));
+                return Err(Error::invalid(
+                    Code::BadClaim,
+                    format!("{name} must be a string"),
+                ));
             }
         }
         if let Some(exp) = exp {
@@ -56,13 +59,22 @@ impl Policy {
             }
         }
         if nbf.is_some_and(|nbf| nbf > now + leeway) {
-            return Err(Error::invalid(Code::NotYetValid, "the token is not valid yet (nbf)"));
+            return Err(Error::invalid(
+                Code::NotYetValid,
+                "the token is not valid yet (nbf)",
+            ));
         }
         if iat.is_some_and(|iat| iat > now + leeway) {
-            return Err(Error::invalid(Code::NotYetValid, "the token was issued in the future (iat)"));
+            return Err(Error::invalid(
+                Code::NotYetValid,
+                "the token was issued in the future (iat)",
+            ));
         }
         if self.verify_issuer && claims.get("iss").and_then(Value::as_str) != Some(&self.issuer) {
-            return Err(Error::invalid(Code::BadIssuer, "the token's issuer is not trusted"));
+            return Err(Error::invalid(
+                Code::BadIssuer,
+                "the token's issuer is not trusted",
+            ));
         }
         if !self.audience.is_empty() && !self.audience_matches(claims.get("aud")) {
             return Err(Error::invalid(
@@ -91,7 +103,10 @@ impl Policy {
     }
 
     fn audience_matches(&self, aud: Option<&Value>) -> bool {
-        let ours = |v: &Value| v.as_str().is_some_and(|a| self.audience.iter().any(|o| o == a));
+        let ours = |v: &Value| {
+            v.as_str()
+                .is_some_and(|a| self.audience.iter().any(|o| o == a))
+        };
         match aud {
             Some(Value::Array(items)) => items.iter().any(ours),
             Some(v) => ours(v),
@@ -119,7 +134,10 @@ mod tests {
 
     fn code(claims: serde_json::Value) -> Option<&'static str> {
         let map = claims.as_object().unwrap().clone();
-        policy().check(&map, 1_000_000).err().map(|e| e.code().unwrap().as_str())
+        policy()
+            .check(&map, 1_000_000)
+            .err()
+            .map(|e| e.code().unwrap().as_str())
     }
 
     fn good() -> serde_json::Value {
@@ -150,11 +168,17 @@ mod tests {
         assert_eq!(code(missing), Some("missing_claim"));
         assert_eq!(code(with("exp", json!("1000100"))), Some("bad_claim"));
         assert_eq!(code(with("sub", json!(5))), Some("bad_claim"));
-        assert_eq!(code(with("iss", json!("https://kc/realms/dls.evil"))), Some("bad_issuer"));
+        assert_eq!(
+            code(with("iss", json!("https://kc/realms/dls.evil"))),
+            Some("bad_issuer")
+        );
         assert_eq!(code(with("aud", json!(["account"]))), Some("bad_audience"));
         assert_eq!(code(with("aud", json!("app"))), None);
         assert_eq!(code(with("azp", json!("other"))), Some("azp_not_allowed"));
         assert_eq!(code(with("typ", json!("ID"))), Some("wrong_token_type"));
-        assert_eq!(code(with("typ", json!("Refresh"))), Some("wrong_token_type"));
+        assert_eq!(
+            code(with("typ", json!("Refresh"))),
+            Some("wrong_token_type")
+        );
     }
 }

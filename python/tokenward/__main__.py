@@ -1,0 +1,5 @@
+"""`python -m tokenward ...`"""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,157 @@
+//! The verifier end to end over HTTP, without Python.
+
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::error::{Code, Error};
+use crate::sign::SigningKey;
+use crate::testutil::JwksServer;
+use crate::verify::{Verifier, VerifierConfig};
+
+const ISSUER: &str = "http://issuer.test/realms/dls";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn mint(key: &SigningKey, sub: &str) -> String {
+    let claims =
+        json!({"iss": ISSUER, "sub": sub, "exp": now() + 300, "iat": now(), "typ": "Bearer"});
+    key.sign(claims.to_string().as_bytes(), None).unwrap()
+}
+
+fn verifier(server: &JwksServer) -> Verifier {
+    let mut config = VerifierConfig::new(ISSUER);
+    config.jwks_uri = Some(server.jwks_uri());
+    config.http_timeout = 2.0;
+    Verifier::new(config).unwrap()
+}
+
+fn code(result: crate::Result<crate::verify::Claims>) -> Code {
+    result
+        .err()
+        .and_then(|e| e.code())
+        .expect("rejected with a code")
+}
+
+#[test]
+fn verifies_and_caches() {
+    let key = SigningKey::generate("RS256", Some("k1".into())).unwrap();
+    let server = JwksServer::start(&[&key]);
+    let v = verifier(&server);
+    let token = mint(&key, "alice");
+    assert_eq!(v.verify_blocking(&token).unwrap()["sub"], "alice");
+    assert_eq!(v.verify_blocking(&token).unwrap()["sub"], "alice");
+    assert_eq!(v.stats().cache_hits.load(Ordering::Relaxed), 1);
+    assert_eq!(server.hits(), 1);
+    let mut tampered = token.clone();
+    tampered.insert(tampered.find('.').unwrap() + 5, 'x');
+    assert_eq!(code(v.verify_blocking(&tampered)), Code::BadSignature);
+}
+
+#[test]
+fn every_key_type_verifies() {
+    let keys: Vec<_> = ["RS256", "PS384", "ES256", "ES384", "EdDSA"]
+        .iter()
+        .map(|alg| SigningKey::generate(alg, Some(format!("kid-{alg}"))).unwrap())
+        .collect();
+    let server = JwksServer::start(&keys.iter().collect::<Vec<_>>());
+    let v = verifier(&server);
+    for key in &keys {
+        assert_eq!(
+            v.verify_blocking(&mint(key, key.alg_name())).unwrap()["sub"],
+            key.alg_name()
+        );
+    }
+}
+
+#[test]
+fn unknown_kids_cost_one_fetch_per_cooldown() {
+    let key = SigningKey::generate("ES256", Some("good".into())).unwrap();
+    let server = JwksServer::start(&[&key]);
+    let v = verifier(&server);
+    v.verify_blocking(&mint(&key, "a")).unwrap();
+    for i in 0..200 {
+        let forged = key
+            .sign(
+                b"{}",
+                Some(json!({"kid": format!("forged-{i}")}).as_object().unwrap()),
+            )
+            .unwrap();
+        assert_eq!(code(v.verify_blocking(&forged)), Code::UnknownKid);
+    }
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn rotation_is_picked_up_and_outages_served_from_cache() {
+    let old = SigningKey::generate("RS256", Some("old".into())).unwrap();
+    let new = SigningKey::generate("RS256", Some("new".into())).unwrap();
+    let server = JwksServer::start(&[&old]);
+    let v = verifier(&server);
+    v.verify_blocking(&mint(&old, "a")).unwrap();
+    server.publish(&[&new]);
+    v.verify_blocking(&mint(&new, "b")).unwrap();
+    // The old kid left the set: even a token verified before is no longer accepted.
+    assert_eq!(code(v.verify_blocking(&mint(&old, "c"))), Code::UnknownKid);
+    server.down.store(true, Ordering::SeqCst);
+    v.verify_blocking(&mint(&new, "d")).unwrap();
+}
+
+#[test]
+fn no_keys_and_no_idp_is_unavailable_not_invalid() {
+    let key = SigningKey::generate("RS256", None).unwrap();
+    let server = JwksServer::start(&[&key]);
+    server.down.store(true, Ordering::SeqCst);
+    let v = verifier(&server);
+    assert!(matches!(
+        v.verify_blocking(&mint(&key, "a")),
+        Err(Error::KeySetUnavailable(_))
+    ));
+}
+
+#[test]
+fn concurrent_callers_share_one_fetch() {
+    let key = SigningKey::generate("EdDSA", Some("k".into())).unwrap();
+    let server = JwksServer::start(&[&key]);
+    let v = verifier(&server);
+    let token = mint(&key, "a");
+    let barrier = std::sync::Barrier::new(16);
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            s.spawn(|| {
+                barrier.wait();
+                v.verify_blocking(&token).unwrap();
+            });
+        }
+    });
+    assert_eq!(server.hits(), 1);
+}
+
+#[test]
+fn bad_settings_name_the_setting() {
+    let setting = |f: fn(&mut VerifierConfig)| {
+        let mut c = VerifierConfig::new(ISSUER);
+        f(&mut c);
+        match Verifier::new(c) {
+            Err(Error::Config { setting, .. }) => setting,
+            _ => panic!("accepted"),
+        }
+    };
+    assert_eq!(setting(|c| c.leeway = -1), "leeway");
+    assert_eq!(
+        setting(|c| c.algorithms = Some(vec!["HS256".into()])),
+        "algorithms"
+    );
+    assert_eq!(
+        setting(|c| c.algorithms = Some(vec!["none".into()])),
+        "algorithms"
+    );
+    assert_eq!(setting(|c| c.issuer = " ".into()), "issuer");
+    assert_eq!(setting(|c| c.http_timeout = 0.0), "http_timeout");
+}

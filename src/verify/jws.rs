@@ -52,12 +52,6 @@ pub fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
     if header_b64.is_empty() || payload.is_empty() {
         return Err(malformed("empty header or payload"));
     }
-    if signature.is_empty() {
-        return Err(Error::invalid(
-            Code::BadSignature,
-            "the token is not signed",
-        ));
-    }
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| malformed("the header is not base64url"))?;
@@ -96,6 +90,13 @@ pub fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
     }
     if raw.b64.is_some() {
         return Err(malformed("unencoded payloads (b64) are not accepted"));
+    }
+    // Only after the alg check: an unsigned `alg: none` token is an alg problem first.
+    if signature.is_empty() {
+        return Err(Error::invalid(
+            Code::BadSignature,
+            "the token is not signed",
+        ));
     }
     let kid = match raw.kid {
         None => None,

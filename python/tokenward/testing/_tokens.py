@@ -1,0 +1,241 @@
+"""Keycloak-shaped token claims, and the token endpoint (client_credentials and password)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ._realm import (
+    GRANT_TYPES,
+    REFRESH_LIFETIME,
+    Client,
+    ClientAuthenticator,
+    Directory,
+    OAuthError,
+    User,
+    parse_form,
+)
+from ._server import Request, Response
+
+logger = logging.getLogger("tokenward.testing")
+
+#: The scopes every token carries (Keycloak's default client scopes).
+DEFAULT_SCOPES: tuple[str, ...] = ("profile", "email")
+
+
+class TokenSigner(Protocol):
+    @property
+    def issuer(self) -> str: ...
+
+    @property
+    def token_url(self) -> str: ...
+
+    def sign_claims(self, claims: Mapping[str, Any]) -> str:
+        """A compact JWS of `claims` with the realm's current RS256 key."""
+
+
+def apply_overrides(claims: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Add or override claims; an override whose value is None removes the claim."""
+    for name, value in overrides.items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return claims
+
+
+def base_claims(
+    issuer: str, sub: Any, azp: Any, expires_in: int, now: int | None = None
+) -> dict[str, Any]:
+    """The claims every access token starts from, in Keycloak's order."""
+    now = int(time.time()) if now is None else now
+    return {
+        "exp": now + int(expires_in),
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+        "iss": issuer,
+        "aud": "account",
+        "sub": sub,
+        "typ": "Bearer",
+        "azp": azp,
+    }
+
+
+def mint_claims(
+    issuer: str, sub: Any, azp: Any, expires_in: int, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The claims of `DevIdP.mint`: a user access token, with `overrides` applied."""
+    username = sub if isinstance(sub, str) and sub else "user"
+    claims = base_claims(issuer, sub, azp, expires_in)
+    claims.update(
+        {
+            "scope": "openid profile email",
+            "email_verified": True,
+            "preferred_username": username,
+            "email": f"{username}@example.org",
+            "realm_access": {"roles": []},
+            "resource_access": {},
+            "groups": [],
+        }
+    )
+    return apply_overrides(claims, {"sub": sub, "azp": azp, **overrides})
+
+
+def _scope(requested: str | None) -> str:
+    wanted = (requested or "").split()
+    scopes = ["openid"] if "openid" in wanted else []
+    for scope in (*DEFAULT_SCOPES, *wanted):
+        if scope not in scopes:
+            scopes.append(scope)
+    return " ".join(scopes)
+
+
+def _at_hash(access_token: str) -> str:
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+class TokenEndpoint:
+    """POST /protocol/openid-connect/token, answering like Keycloak."""
+
+    def __init__(
+        self, directory: Directory, authenticator: ClientAuthenticator, signer: TokenSigner
+    ) -> None:
+        self._directory = directory
+        self._authenticator = authenticator
+        self._signer = signer
+
+    def handle(self, request: Request) -> Response:
+        if request.method != "POST":
+            return Response.json(405, {"error": "HTTP method not allowed"}, {"Allow": "POST"})
+        try:
+            form = parse_form(request)
+            grant_type = form.get("grant_type")
+            if not grant_type:
+                raise OAuthError(400, "invalid_request", "Missing form parameter: grant_type")
+            if grant_type not in GRANT_TYPES:
+                raise OAuthError(400, "unsupported_grant_type", "Unsupported grant_type")
+            audiences = (self._signer.token_url, self._signer.issuer)
+            client = self._authenticator.authenticate(request, form, audiences)
+            if grant_type == "client_credentials":
+                document = self._client_credentials(client, form, request.peer)
+            else:
+                document = self._password(client, form)
+        except OAuthError as exc:
+            logger.info("DevIdP token endpoint: %s (%s)", exc.error, exc.description)
+            return exc.response()
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        return Response.json(200, document, headers)
+
+    def _client_credentials(
+        self, client: Client, form: Mapping[str, str], peer: str
+    ) -> dict[str, Any]:
+        if not client.confidential:
+            raise OAuthError(
+                400, "unauthorized_client", "Public client not allowed to retrieve service account"
+            )
+        scope = _scope(form.get("scope"))
+        claims = base_claims(
+            self._signer.issuer, client.service_account_id, client.client_id, client.token_lifetime
+        )
+        claims.update(
+            {
+                "acr": "1",
+                "realm_access": {"roles": list(client.roles)},
+                "resource_access": {},
+                "scope": scope,
+                "email_verified": False,
+                "clientHost": peer,
+                "preferred_username": f"service-account-{client.client_id}",
+                "clientAddress": peer,
+                "client_id": client.client_id,
+                "groups": [],
+            }
+        )
+        apply_overrides(claims, client.extra_claims)
+        logger.debug("DevIdP: client_credentials token for %s", client.client_id)
+        return {
+            "access_token": self._signer.sign_claims(claims),
+            "expires_in": client.token_lifetime,
+            "refresh_expires_in": 0,
+            "token_type": "Bearer",
+            "not-before-policy": 0,
+            "scope": scope,
+        }
+
+    def _password(self, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
+        username = form.get("username")
+        password = form.get("password")
+        if not username:
+            raise OAuthError(400, "invalid_request", "Missing parameter: username")
+        if password is None:
+            raise OAuthError(400, "invalid_request", "Missing parameter: password")
+        user = self._directory.user(username)
+        if user is None or not user.password_matches(password):
+            raise OAuthError(401, "invalid_grant", "Invalid user credentials")
+        issuer = self._signer.issuer
+        scope = _scope(form.get("scope"))
+        session = str(uuid.uuid4())
+        lifetime = client.token_lifetime
+        access = self._user_access_claims(user, client, scope, session, lifetime)
+        access_token = self._signer.sign_claims(access)
+        now = access["iat"]
+
+        refresh = base_claims(issuer, user.user_id, client.client_id, REFRESH_LIFETIME, now)
+        refresh.update({"aud": issuer, "typ": "Refresh", "sid": session, "scope": scope})
+
+        id_claims = base_claims(issuer, user.user_id, client.client_id, lifetime, now)
+        id_claims.update(
+            {
+                "aud": client.client_id,
+                "typ": "ID",
+                "at_hash": _at_hash(access_token),
+                "acr": "1",
+                "sid": session,
+                "email_verified": user.email is not None,
+                "preferred_username": user.username,
+                "groups": list(user.groups),
+            }
+        )
+        if user.email is not None:
+            id_claims["email"] = user.email
+        logger.debug("DevIdP: password token for %s via %s", user.username, client.client_id)
+        return {
+            "access_token": access_token,
+            "expires_in": lifetime,
+            "refresh_expires_in": REFRESH_LIFETIME,
+            "refresh_token": self._signer.sign_claims(refresh),
+            "token_type": "Bearer",
+            "id_token": self._signer.sign_claims(id_claims),
+            "not-before-policy": 0,
+            "session_state": session,
+            "scope": scope,
+        }
+
+    def _user_access_claims(
+        self, user: User, client: Client, scope: str, session: str, lifetime: int
+    ) -> dict[str, Any]:
+        claims = base_claims(self._signer.issuer, user.user_id, client.client_id, lifetime)
+        claims.update(
+            {
+                "session_state": session,
+                "acr": "1",
+                "realm_access": {"roles": list(user.roles)},
+                "resource_access": {
+                    cid: {"roles": list(roles)} for cid, roles in user.client_roles.items()
+                },
+                "scope": scope,
+                "sid": session,
+                "email_verified": user.email is not None,
+                "preferred_username": user.username,
+                "groups": list(user.groups),
+            }
+        )
+        if user.email is not None:
+            claims["email"] = user.email
+        return claims

@@ -1,0 +1,378 @@
+"""DevIdP: a real local OIDC issuer shaped like a Keycloak realm, for tests and demos.
+
+    with DevIdP(realm="dls") as idp:
+        token = idp.mint(sub="u1")                  # a signed Keycloak-shaped access token
+        verifier = tokenward.Verifier(idp.issuer)   # discovery, JWKS over real HTTP
+        idp.rotate_keys(); idp.set_fault("jwks", "down"); idp.hits["jwks"]
+
+Everything runs on 127.0.0.1 with a random port, in daemon threads; `close()` returns promptly,
+also while a "slow" request is pending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from tokenward._native import SigningKey
+
+from ._counters import EndpointCounter
+from ._faults import FaultBoard
+from ._keys import SUPPORTED_ALGORITHMS, KeyRing
+from ._realm import GRANT_TYPES, ClientAssertionVerifier, ClientAuthenticator, Directory
+from ._server import DevServer, Request, Response
+from ._tokens import TokenEndpoint, mint_claims
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+logger = logging.getLogger("tokenward.testing")
+
+#: The endpoints that can be counted and faulted.
+ENDPOINTS: tuple[str, ...] = ("discovery", "jwks", "token")
+
+_PATHS: dict[str, str] = {
+    "discovery": "/.well-known/openid-configuration",
+    "jwks": "/protocol/openid-connect/certs",
+    "token": "/protocol/openid-connect/token",
+}
+
+#: What a "garbage" fault answers (with status 200 and a JSON content type).
+GARBAGE_BODY = b"<html><body>502 Bad Gateway</body></html>\x00\xff{"
+
+
+class DevIdP:
+    """A local OIDC issuer with Keycloak's paths, keys, clients, users and injectable faults.
+
+    Attributes tests may set at any time: `jwks_max_age` (the JWKS Cache-Control max-age;
+    None sends no Cache-Control), `slow_seconds` (how long a "slow" request waits before it
+    answers normally), `extra_jwks` (raw JWK dicts published as-is after the real keys) and
+    `client_assertion_verifier` (the private_key_jwt / client_secret_jwt hook, see
+    `tokenward.testing._realm.ClientAssertionVerifier`).
+    """
+
+    def __init__(
+        self,
+        realm: str = "dls",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        jwks_max_age: int | None = 300,
+        slow_seconds: float = 30.0,
+    ) -> None:
+        self.realm = realm
+        self.jwks_max_age = jwks_max_age
+        self.slow_seconds = slow_seconds
+        self.extra_jwks: list[dict[str, Any]] = []
+        self.hits = EndpointCounter(ENDPOINTS)
+        """Requests received per endpoint, failed ones included."""
+        self.in_flight = EndpointCounter(ENDPOINTS)
+        """Requests per endpoint that have arrived and not been answered (or dropped) yet."""
+        self._host = host
+        self._requested_port = port
+        self._keys = KeyRing("RS256")
+        self._faults = FaultBoard(ENDPOINTS)
+        self._directory = Directory(realm)
+        self._auth = ClientAuthenticator(self._directory)
+        self._token_endpoint = TokenEndpoint(self._directory, self._auth, self)
+        self._server: DevServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("running" if self._server else "not started")
+        where = self.issuer if self._server and not self._closed else self.realm
+        return f"<DevIdP {where} {state}>"
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind 127.0.0.1:<port> and serve in a daemon thread. Returns self."""
+        with self._lifecycle:
+            if self._closed:
+                raise RuntimeError("this DevIdP is closed; make a new one")
+            if self._server is not None:
+                return self
+            server = DevServer((self._host, self._requested_port), self)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"DevIdP-{self.realm}-{server.server_port}",
+                daemon=True,
+            )
+            self._server = server
+            self._thread = thread
+            thread.start()
+        logger.info("DevIdP started: %s", self.issuer)
+        return self
+
+    def close(self) -> None:
+        """Stop serving: pending "slow" requests and open connections are dropped. Idempotent."""
+        with self._lifecycle:
+            if self._closed:
+                return
+            self._closed = True
+            server, thread = self._server, self._thread
+        self._faults.close()
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.cut_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+        logger.info("DevIdP closed: realm %s", self.realm)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---- addresses -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("DevIdP not started")
+        return self._server.server_port
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>`: what KEYCLOAK_URL would be."""
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.base_url}/realms/{self.realm}"
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer + _PATHS["discovery"]
+
+    @property
+    def jwks_uri(self) -> str:
+        return self.issuer + _PATHS["jwks"]
+
+    @property
+    def token_url(self) -> str:
+        return self.issuer + _PATHS["token"]
+
+    # ---- keys ------------------------------------------------------------------------------
+
+    @property
+    def current_kid(self) -> str:
+        """The kid of the current RS256 key (the one `mint()` signs with by default)."""
+        return self._keys.current().kid
+
+    @property
+    def kids(self) -> list[str]:
+        """The published kids, oldest first (without `extra_jwks`)."""
+        return self._keys.kids
+
+    def signing_key(self, kid: str | None = None) -> SigningKey:
+        """The published key `kid` (default: the current RS256 key); KeyError if unknown."""
+        key = self._keys.current() if kid is None else self._keys.get(kid)
+        if key is None:
+            raise KeyError(kid)
+        return key
+
+    def rotate_keys(self, keep_old: bool = True) -> str:
+        """A new RS256 key becomes current; the old one stays published unless `keep_old` is
+        false. Returns the new kid."""
+        return self._keys.rotate(keep_old).kid
+
+    def add_key(self, alg: str = "RS256") -> str:
+        """Publish a new key of `alg` (current for `alg` only if `alg` had none). Returns its kid."""
+        return self._keys.add(alg).kid
+
+    def remove_key(self, kid: str) -> None:
+        """Unpublish a key (KeyError if unknown)."""
+        self._keys.remove(kid)
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWKS document the certs endpoint serves."""
+        return {"keys": [*self._keys.public_jwks(), *list(self.extra_jwks)]}
+
+    # ---- clients and users -----------------------------------------------------------------
+
+    def add_client(
+        self,
+        client_id: str,
+        secret: str | None = None,
+        token_lifetime: int = 300,
+        roles: Sequence[str] = (),
+        **extra_claims: Any,
+    ) -> None:
+        """Register a client. With a secret it is confidential and gets service-account tokens
+        (client_credentials); `roles` go to realm_access.roles and `extra_claims` are added to
+        (or, with None, removed from) its tokens."""
+        self._directory.add_client(client_id, secret, token_lifetime, roles, extra_claims)
+
+    def add_user(
+        self,
+        username: str,
+        password: str,
+        email: str | None = None,
+        roles: Sequence[str] = (),
+        groups: Sequence[str] = (),
+        client_roles: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Register a user for the password grant. `client_roles` maps client ids to role
+        lists (the token's resource_access)."""
+        self._directory.add_user(username, password, email, roles, groups, client_roles)
+
+    @property
+    def client_assertion_verifier(self) -> ClientAssertionVerifier | None:
+        return self._auth.assertion_verifier
+
+    @client_assertion_verifier.setter
+    def client_assertion_verifier(self, verifier: ClientAssertionVerifier | None) -> None:
+        self._auth.assertion_verifier = verifier
+
+    # ---- tokens ----------------------------------------------------------------------------
+
+    def make_claims(
+        self,
+        sub: Any = "u1",
+        azp: Any = "SmartEM_User",
+        expires_in: int = 300,
+        **claims: Any,
+    ) -> dict[str, Any]:
+        """The claims `mint()` would sign (a fresh jti and iat each call)."""
+        return mint_claims(self.issuer, sub, azp, expires_in, claims)
+
+    def mint(
+        self,
+        sub: Any = "u1",
+        azp: Any = "SmartEM_User",
+        expires_in: int = 300,
+        kid: str | None = None,
+        alg: str = "RS256",
+        headers: Mapping[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        """A signed Keycloak-shaped access token.
+
+        `claims` add or override claims (None removes one); `headers` add or override JOSE
+        header members (None removes one). `alg` signs with the current key of that algorithm
+        (made and published on first use). `kid` signs with that key when the idp has it;
+        otherwise with the current key of `alg`, the header then carrying the unknown kid.
+        A negative `expires_in` mints an expired token.
+        """
+        header: dict[str, Any] = {}
+        key = self._keys.get(kid) if kid is not None else None
+        if key is None:
+            key = self._keys.current(alg)
+            if kid is not None:
+                header["kid"] = kid
+        header.update(headers or {})
+        payload = self.make_claims(sub, azp, expires_in, **claims)
+        return key.sign(_compact_json(payload), _compact_json(header) if header else None)
+
+    def sign_claims(self, claims: Mapping[str, Any]) -> str:
+        """Sign exactly these claims with the current RS256 key."""
+        return self._keys.current().sign(_compact_json(dict(claims)), None)
+
+    # ---- faults ----------------------------------------------------------------------------
+
+    def set_fault(self, endpoint: str, fault: str | None) -> None:
+        """Make `endpoint` ("jwks", "token", "discovery") fail: None (healthy), "down" (the
+        connection is closed without an answer), "500", "slow" (answers after `slow_seconds`,
+        or as soon as the fault changes; dropped on close) or "garbage" (200, not JSON)."""
+        self._faults.set(endpoint, fault)
+        logger.info("DevIdP fault: %s -> %s", endpoint, fault)
+
+    def fault(self, endpoint: str) -> str | None:
+        return self._faults.get(endpoint)
+
+    # ---- HTTP ------------------------------------------------------------------------------
+
+    def discovery(self) -> dict[str, Any]:
+        """The openid-configuration document."""
+        issuer = self.issuer
+        return {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/protocol/openid-connect/auth",
+            "token_endpoint": self.token_url,
+            "jwks_uri": self.jwks_uri,
+            "grant_types_supported": list(GRANT_TYPES),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
+            "token_endpoint_auth_methods_supported": self._auth.methods,
+            "token_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
+            "scopes_supported": ["openid", "profile", "email"],
+            "claims_supported": [
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "azp",
+                "typ",
+                "jti",
+                "scope",
+                "preferred_username",
+                "email",
+                "email_verified",
+                "realm_access",
+                "resource_access",
+                "groups",
+            ],
+        }
+
+    def _route(self, path: str) -> str | None:
+        prefix = f"/realms/{self.realm}"
+        if not path.startswith(prefix + "/"):
+            return None
+        rest = path[len(prefix) :]
+        for endpoint, suffix in _PATHS.items():
+            if rest == suffix:
+                return endpoint
+        return None
+
+    def handle(self, request: Request) -> Response | None:
+        """Answer one HTTP request (called by the server threads)."""
+        endpoint = self._route(request.path)
+        if endpoint is None:
+            return Response.json(404, {"error": "Unable to find matching target resource method"})
+        self.hits.add(endpoint)
+        self.in_flight.add(endpoint)
+        try:
+            fault = self._faults.resolve(endpoint, self.slow_seconds)
+            if fault == "down":
+                return None
+            if fault == "500":
+                return Response.json(500, {"error": "unknown_error"})
+            if fault == "garbage":
+                return Response(200, GARBAGE_BODY, "application/json")
+            return self._serve(endpoint, request)
+        finally:
+            self.in_flight.add(endpoint, -1)
+
+    def _serve(self, endpoint: str, request: Request) -> Response:
+        if endpoint == "token":
+            return self._token_endpoint.handle(request)
+        if request.method not in ("GET", "HEAD"):
+            return Response.json(405, {"error": "HTTP method not allowed"}, {"Allow": "GET"})
+        if endpoint == "discovery":
+            return Response.json(200, self.discovery())
+        headers = {}
+        if self.jwks_max_age is not None:
+            headers["Cache-Control"] = f"max-age={int(self.jwks_max_age)}"
+        return Response.json(200, self.jwks(), headers)
+
+
+def _compact_json(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"))

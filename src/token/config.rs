@@ -1,0 +1,404 @@
+//! Token client settings: defaults, validation (errors name the setting), and the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::http::HttpConfig;
+use crate::sign::SigningKey;
+
+use super::auth::{ClientAuth, Credentials};
+
+/// How the client proves its identity to the token endpoint (RFC 6749 2.3, OIDC Core 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretPost,
+    ClientSecretBasic,
+    PrivateKeyJwt,
+    ClientSecretJwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::ClientSecretJwt => "client_secret_jwt",
+        }
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
+            "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
+            "private_key_jwt" => Ok(AuthMethod::PrivateKeyJwt),
+            "client_secret_jwt" => Ok(AuthMethod::ClientSecretJwt),
+            other => Err(Error::config(
+                "auth_method",
+                format!(
+                    "{:?} is not one of client_secret_post, client_secret_basic, \
+                     private_key_jwt, client_secret_jwt",
+                    other.chars().take(40).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Mirrors the keyword arguments of the Python `TokenClient`.
+#[derive(Clone)]
+pub struct TokenClientConfig {
+    pub token_url: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<Zeroizing<String>>,
+    /// A PEM private key, for private_key_jwt.
+    pub private_key: Option<Zeroizing<String>>,
+    pub key_id: Option<String>,
+    /// The assertion's algorithm; by default the natural one of the key (RS256, ES256, ES384,
+    /// EdDSA).
+    pub signing_alg: Option<String>,
+    /// None: private_key_jwt when a private key is given, else client_secret_post.
+    pub auth_method: Option<AuthMethod>,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub refresh_margin: f64,
+    pub timeout: f64,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl fmt::Debug for TokenClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let given = |o: bool| if o { "<set>" } else { "None" };
+        f.debug_struct("TokenClientConfig")
+            .field("token_url", &self.token_url)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &given(self.client_secret.is_some()))
+            .field("private_key", &given(self.private_key.is_some()))
+            .field("key_id", &self.key_id)
+            .field("signing_alg", &self.signing_alg)
+            .field("auth_method", &self.auth_method)
+            .field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .field("refresh_margin", &self.refresh_margin)
+            .field("timeout", &self.timeout)
+            .field("ca_bundle", &self.ca_bundle)
+            .finish()
+    }
+}
+
+/// What the environment supplies (`TokenClient.from_env`).
+pub const ENV_CLIENT_ID: [&str; 2] = ["AGENT_CLIENT_ID", "KEYCLOAK_CLIENT_ID"];
+pub const ENV_CLIENT_SECRET: [&str; 2] = ["AGENT_CLIENT_SECRET", "KEYCLOAK_CLIENT_SECRET"];
+pub const ENV_PRIVATE_KEY_FILE: &str = "AGENT_PRIVATE_KEY_FILE";
+
+impl TokenClientConfig {
+    pub fn new(client_id: impl Into<String>) -> Self {
+        TokenClientConfig {
+            token_url: None,
+            issuer: None,
+            client_id: client_id.into(),
+            client_secret: None,
+            private_key: None,
+            key_id: None,
+            signing_alg: None,
+            auth_method: None,
+            scope: None,
+            audience: None,
+            refresh_margin: 30.0,
+            timeout: 10.0,
+            ca_bundle: None,
+        }
+    }
+
+    /// SmartEM's agent variables: KEYCLOAK_URL (required), KEYCLOAK_REALM (default "dls"),
+    /// AGENT_CLIENT_ID or KEYCLOAK_CLIENT_ID, AGENT_CLIENT_SECRET or KEYCLOAK_CLIENT_SECRET, and
+    /// AGENT_PRIVATE_KEY_FILE (a PEM; selects private_key_jwt). `require_credentials: false`
+    /// skips the secret check, for callers that pass the credential themselves.
+    pub fn from_env(
+        var: impl Fn(&str) -> Option<String>,
+        require_credentials: bool,
+    ) -> Result<Self> {
+        let get = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let first = |names: &[&str]| names.iter().find_map(|n| get(n));
+        let url = get("KEYCLOAK_URL").ok_or_else(|| Error::config("KEYCLOAK_URL", "is not set"))?;
+        let realm = get("KEYCLOAK_REALM").unwrap_or_else(|| "dls".into());
+        let client_id = first(&ENV_CLIENT_ID).ok_or_else(|| {
+            Error::config(ENV_CLIENT_ID[0], format!("is not set (nor {})", ENV_CLIENT_ID[1]))
+        })?;
+        let mut config = TokenClientConfig::new(client_id);
+        config.issuer = Some(format!("{}/realms/{realm}", url.trim_end_matches('/')));
+        // Trimmed like every other variable: on Windows `set X=value ` keeps the trailing space.
+        config.client_secret = first(&ENV_CLIENT_SECRET).map(Zeroizing::new);
+        if let Some(path) = get(ENV_PRIVATE_KEY_FILE) {
+            let pem = std::fs::read_to_string(&path).map_err(|e| {
+                Error::config(ENV_PRIVATE_KEY_FILE, format!("cannot read {path}: {e}"))
+            })?;
+            config.private_key = Some(Zeroizing::new(pem));
+            config.auth_method = Some(AuthMethod::PrivateKeyJwt);
+        }
+        if require_credentials && config.client_secret.is_none() && config.private_key.is_none() {
+            return Err(Error::config(
+                ENV_CLIENT_SECRET[0],
+                format!(
+                    "is not set (nor {}), and no {ENV_PRIVATE_KEY_FILE} is given",
+                    ENV_CLIENT_SECRET[1]
+                ),
+            ));
+        }
+        Ok(config)
+    }
+
+    pub(super) fn validate(self) -> Result<Checked> {
+        let client_id = self.client_id.trim().to_string();
+        if client_id.is_empty() {
+            return Err(Error::config("client_id", "must not be empty"));
+        }
+        let url = |setting: &str, value: Option<String>| -> Result<Option<String>> {
+            match value.map(|v| v.trim().to_string()) {
+                None => Ok(None),
+                Some(v) if v.starts_with("https://") || v.starts_with("http://") => {
+                    Ok(Some(v.trim_end_matches('/').to_string()))
+                }
+                Some(_) => Err(Error::config(setting, "must be an http(s) URL")),
+            }
+        };
+        let token_url = url("token_url", self.token_url)?;
+        let issuer = url("issuer", self.issuer)?;
+        if token_url.is_none() && issuer.is_none() {
+            return Err(Error::config("token_url", "give token_url or issuer"));
+        }
+        let seconds = |name: &str, v: f64, positive: bool| {
+            if v.is_finite() && (v > 0.0 || (!positive && v == 0.0)) && v < 1e9 {
+                Ok(Duration::from_secs_f64(v))
+            } else if positive {
+                Err(Error::config(name, "must be a number of seconds > 0"))
+            } else {
+                Err(Error::config(name, "must be a number of seconds >= 0"))
+            }
+        };
+        let refresh_margin = seconds("refresh_margin", self.refresh_margin, false)?;
+        let timeout = seconds("timeout", self.timeout, true)?;
+        let method = self.auth_method.unwrap_or(if self.private_key.is_some() {
+            AuthMethod::PrivateKeyJwt
+        } else {
+            AuthMethod::ClientSecretPost
+        });
+        if self.private_key.is_some() && method != AuthMethod::PrivateKeyJwt {
+            return Err(Error::config(
+                "private_key",
+                format!("is only used by private_key_jwt, not {method}"),
+            ));
+        }
+        let secret = || {
+            self.client_secret
+                .clone()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| Error::config("client_secret", format!("is required by {method}")))
+        };
+        let credentials = match method {
+            AuthMethod::ClientSecretPost => Credentials::SecretPost(secret()?),
+            AuthMethod::ClientSecretBasic => Credentials::SecretBasic(secret()?),
+            AuthMethod::ClientSecretJwt => Credentials::SecretJwt(secret()?),
+            AuthMethod::PrivateKeyJwt => {
+                let pem = self.private_key.as_ref().ok_or_else(|| {
+                    Error::config("private_key", "is required by private_key_jwt")
+                })?;
+                Credentials::PrivateKeyJwt(load_key(
+                    pem,
+                    self.signing_alg.as_deref(),
+                    self.key_id.clone(),
+                )?)
+            }
+        };
+        let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        Ok(Checked {
+            token_url,
+            issuer,
+            auth: ClientAuth::new(client_id, credentials),
+            scope: nonempty(self.scope),
+            audience: nonempty(self.audience),
+            refresh_margin,
+            http: HttpConfig {
+                timeout,
+                ca_bundle: self.ca_bundle,
+            },
+        })
+    }
+}
+
+/// Assertion algorithms tried, in order, when none is named: the natural one of each key type.
+const NATURAL_ALGORITHMS: [&str; 4] = ["RS256", "ES256", "ES384", "EdDSA"];
+
+fn load_key(pem: &str, alg: Option<&str>, kid: Option<String>) -> Result<SigningKey> {
+    if pem.trim_start().starts_with('{') {
+        return Err(Error::config(
+            "private_key",
+            "JWK private keys are not supported yet; pass the key as PEM",
+        ));
+    }
+    if let Some(alg) = alg {
+        return SigningKey::from_pem(pem, alg, kid).map_err(|e| match e {
+            Error::Config { setting, message } if setting == "alg" => {
+                Error::config("signing_alg", message)
+            }
+            other => other,
+        });
+    }
+    NATURAL_ALGORITHMS
+        .iter()
+        .find_map(|alg| SigningKey::from_pem(pem, alg, kid.clone()).ok())
+        .ok_or_else(|| {
+            Error::config(
+                "private_key",
+                "not a PEM private key (RSA, EC P-256/P-384 or Ed25519, PKCS#8 or PKCS#1)",
+            )
+        })
+}
+
+/// Validated settings.
+pub struct Checked {
+    pub token_url: Option<String>,
+    pub issuer: Option<String>,
+    pub auth: ClientAuth,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub refresh_margin: Duration,
+    pub http: HttpConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn setting(e: Error) -> String {
+        match e {
+            Error::Config { setting, .. } => setting,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn env_reads_agent_variables_first() {
+        let config = TokenClientConfig::from_env(
+            env(&[
+                ("KEYCLOAK_URL", "http://kc:8080/"),
+                ("AGENT_CLIENT_ID", "agent"),
+                ("KEYCLOAK_CLIENT_ID", "other"),
+                ("KEYCLOAK_CLIENT_SECRET", " s3cret "),
+            ]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(config.issuer.as_deref(), Some("http://kc:8080/realms/dls"));
+        assert_eq!(config.client_id, "agent");
+        assert_eq!(config.client_secret.as_deref().map(String::as_str), Some("s3cret"));
+    }
+
+    #[test]
+    fn env_names_the_missing_variable() {
+        let missing = |pairs: &[(&str, &str)]| {
+            setting(TokenClientConfig::from_env(env(pairs), true).unwrap_err())
+        };
+        assert_eq!(missing(&[]), "KEYCLOAK_URL");
+        assert_eq!(missing(&[("KEYCLOAK_URL", "http://kc")]), "AGENT_CLIENT_ID");
+        assert_eq!(
+            missing(&[("KEYCLOAK_URL", "http://kc"), ("KEYCLOAK_CLIENT_ID", "a")]),
+            "AGENT_CLIENT_SECRET"
+        );
+        assert_eq!(
+            missing(&[
+                ("KEYCLOAK_URL", "http://kc"),
+                ("KEYCLOAK_CLIENT_ID", "a"),
+                ("AGENT_PRIVATE_KEY_FILE", "/nonexistent/key.pem"),
+            ]),
+            "AGENT_PRIVATE_KEY_FILE"
+        );
+        let lenient =
+            TokenClientConfig::from_env(env(&[("KEYCLOAK_URL", "http://kc"), ("KEYCLOAK_CLIENT_ID", "a")]), false);
+        assert!(lenient.is_ok());
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let base = || {
+            let mut c = TokenClientConfig::new("agent");
+            c.token_url = Some("http://idp/token".into());
+            c.client_secret = Some(Zeroizing::new("s".into()));
+            c
+        };
+        assert!(base().validate().is_ok());
+        let mut c = base();
+        c.token_url = None;
+        assert_eq!(setting(c.validate().err().unwrap()), "token_url");
+        let mut c = base();
+        c.client_secret = None;
+        assert_eq!(setting(c.validate().err().unwrap()), "client_secret");
+        let mut c = base();
+        c.timeout = 0.0;
+        assert_eq!(setting(c.validate().err().unwrap()), "timeout");
+        let mut c = base();
+        c.refresh_margin = -1.0;
+        assert_eq!(setting(c.validate().err().unwrap()), "refresh_margin");
+        let mut c = base();
+        c.auth_method = Some(AuthMethod::PrivateKeyJwt);
+        assert_eq!(setting(c.validate().err().unwrap()), "private_key");
+        let mut c = base();
+        c.private_key = Some(Zeroizing::new("-----BEGIN PRIVATE KEY-----".into()));
+        assert_eq!(setting(c.validate().err().unwrap()), "private_key");
+        assert_eq!(setting("nope".parse::<AuthMethod>().unwrap_err()), "auth_method");
+    }
+
+    #[test]
+    fn a_private_key_selects_private_key_jwt_and_its_natural_alg() {
+        for (alg, expected) in [("RS256", "RS256"), ("PS256", "RS256"), ("ES256", "ES256"), ("EdDSA", "EdDSA")] {
+            let key = SigningKey::generate(alg, None).unwrap();
+            let mut c = TokenClientConfig::new("agent");
+            c.token_url = Some("http://idp/token".into());
+            c.private_key = Some(Zeroizing::new(key.private_pem().to_string()));
+            let checked = c.validate().unwrap();
+            assert_eq!(checked.auth.method(), AuthMethod::PrivateKeyJwt);
+            assert_eq!(checked.auth.assertion_alg(), Some(expected));
+        }
+        let key = SigningKey::generate("RS256", None).unwrap();
+        let mut c = TokenClientConfig::new("agent");
+        c.token_url = Some("http://idp/token".into());
+        c.private_key = Some(Zeroizing::new(key.private_pem().to_string()));
+        c.signing_alg = Some("PS256".into());
+        assert_eq!(c.clone().validate().unwrap().auth.assertion_alg(), Some("PS256"));
+        c.signing_alg = Some("HS256".into());
+        assert_eq!(setting(c.validate().err().unwrap()), "signing_alg");
+    }
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let mut c = TokenClientConfig::new("agent");
+        c.client_secret = Some(Zeroizing::new("hunter2-secret".into()));
+        c.private_key = Some(Zeroizing::new("PEM-MATERIAL".into()));
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2") && !text.contains("PEM-MATERIAL"));
+    }
+}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 __all__ = [
-    "TokenwardError",
-    "InvalidToken",
+    "ConfigError",
     "ExpiredToken",
+    "InvalidToken",
     "KeySetUnavailable",
     "TokenRequestError",
-    "ConfigError",
+    "TokenwardError",
 ]
 
 

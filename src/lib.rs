@@ -1,6 +1,7 @@
 //! tokenward: verify OIDC bearer tokens against a realm's JWKS, and fetch client-credentials
 //! tokens. The core (everything but `python`) knows nothing of Python.
 
+pub mod clock;
 pub mod error;
 pub mod fork;
 pub mod http;

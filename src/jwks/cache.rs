@@ -118,7 +118,7 @@ impl JwksCache {
     pub fn published_fingerprint(self: &Arc<Self>, kid: Option<&str>) -> Option<u64> {
         let guard = self.snapshot.load();
         let snap = guard.as_ref()?;
-        let now = Instant::now();
+        let now = crate::clock::instant();
         let age = now.saturating_duration_since(snap.fetched_at);
         if age > snap.ttl + self.policy.max_stale {
             return None;
@@ -130,7 +130,7 @@ impl JwksCache {
     }
 
     pub fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
-        let now = Instant::now();
+        let now = crate::clock::instant();
         let ticket = |reason| {
             Lookup::Fetch(Ticket {
                 generation: self.generation.load(Ordering::Acquire),
@@ -197,7 +197,7 @@ impl JwksCache {
     async fn fetch_locked(&self, reason: Reason) -> Result<()> {
         Stats::bump(&self.stats.jwks_fetches);
         let result = self.source.fetch(&self.http).await;
-        let now = Instant::now();
+        let now = crate::clock::instant();
         let mut control = self.control.lock();
         if reason == Reason::UnknownKid {
             control.last_unknown_refetch = Some(now);

@@ -16,5 +16,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<verifier::PyVerifier>()?;
     m.add_class::<signing::PySigningKey>()?;
     m.add_function(wrap_pyfunction!(verifier::verifier_env_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(verifier::_advance_clock, m)?)?;
+    m.add_function(wrap_pyfunction!(verifier::_reset_clock, m)?)?;
     Ok(())
 }

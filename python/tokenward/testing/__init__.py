@@ -4,6 +4,7 @@ The pytest plugin (`tokenward.testing.pytest_plugin`, registered by the package'
 provides the `dev_idp` fixture.
 """
 
+from .clock import advance_clock, reset_clock
 from .devidp import DevIdP
 
-__all__ = ["DevIdP"]
+__all__ = ["DevIdP", "advance_clock", "reset_clock"]

@@ -79,10 +79,12 @@ class Client:
     extra_claims: Mapping[str, Any] = field(default_factory=dict)
     #: The `sub` of this client's service-account tokens (stable for a realm and client id).
     service_account_id: str = ""
+    #: Public keys are registered for private_key_jwt (see `_client_auth`).
+    has_keys: bool = False
 
     @property
     def confidential(self) -> bool:
-        return self.secret is not None
+        return self.secret is not None or self.has_keys
 
     def secret_matches(self, secret: str | None) -> bool:
         if self.secret is None or secret is None:
@@ -147,6 +149,7 @@ class Directory:
         token_lifetime: int = 300,
         roles: Sequence[str] = (),
         extra_claims: Mapping[str, Any] | None = None,
+        has_keys: bool = False,
     ) -> Client:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -157,6 +160,7 @@ class Directory:
             roles=tuple(roles),
             extra_claims=MappingProxyType(dict(extra_claims or {})),
             service_account_id=_stable_uuid(self.realm, "service-account", client_id),
+            has_keys=has_keys,
         )
         with self._lock:
             self._clients[client_id] = client

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenward._native import SigningKey
 
+from ._client_auth import ClientAssertionAuth
 from ._counters import EndpointCounter
 from ._faults import FaultBoard
 from ._keys import SUPPORTED_ALGORITHMS, KeyRing
@@ -78,6 +79,8 @@ class DevIdP:
         self._faults = FaultBoard(ENDPOINTS)
         self._directory = Directory(realm)
         self._auth = ClientAuthenticator(self._directory)
+        self._client_keys = ClientAssertionAuth(lambda: self.issuer)
+        self._auth.assertion_verifier = self._client_keys
         self._token_endpoint = TokenEndpoint(self._directory, self._auth, self)
         self._server: DevServer | None = None
         self._thread: threading.Thread | None = None
@@ -212,12 +215,28 @@ class DevIdP:
         secret: str | None = None,
         token_lifetime: int = 300,
         roles: Sequence[str] = (),
+        *,
+        jwks: Any = None,
+        jwks_uri: str | None = None,
         **extra_claims: Any,
     ) -> None:
-        """Register a client. With a secret it is confidential and gets service-account tokens
-        (client_credentials); `roles` go to realm_access.roles and `extra_claims` are added to
-        (or, with None, removed from) its tokens."""
-        self._directory.add_client(client_id, secret, token_lifetime, roles, extra_claims)
+        """Register a client. With a secret or keys it is confidential and gets service-account
+        tokens (client_credentials); `roles` go to realm_access.roles and `extra_claims` are
+        added to (or, with None, removed from) its tokens.
+
+        A secret allows client_secret_post, client_secret_basic and client_secret_jwt. `jwks`
+        (a JWKS or JWK dict, a list of JWKs, or a `SigningKey`; private members are dropped)
+        registers public keys for private_key_jwt, served at `client_jwks_uri(client_id)`;
+        `jwks_uri` points at keys the client serves itself."""
+        self._client_keys.register(client_id, jwks, jwks_uri)
+        has_keys = jwks is not None or jwks_uri is not None
+        self._directory.add_client(
+            client_id, secret, token_lifetime, roles, extra_claims, has_keys=has_keys
+        )
+
+    def client_jwks_uri(self, client_id: str) -> str:
+        """Where the keys registered with `add_client(client_id, jwks=...)` are served."""
+        return self._client_keys.jwks_uri(client_id)
 
     def add_user(
         self,
@@ -346,6 +365,9 @@ class DevIdP:
         """Answer one HTTP request (called by the server threads)."""
         endpoint = self._route(request.path)
         if endpoint is None:
+            keys = self._client_keys.serve(f"/realms/{self.realm}", request.path)
+            if keys is not None:
+                return keys
             return Response.json(404, {"error": "Unable to find matching target resource method"})
         self.hits.add(endpoint)
         self.in_flight.add(endpoint)

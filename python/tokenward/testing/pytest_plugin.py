@@ -1,8 +1,8 @@
-"""pytest plugin of tokenward (entry point `pytest11`): the `dev_idp` fixture."""
+"""pytest plugin of tokenward (entry point `pytest11`): the `dev_idp` and `clock` fixtures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,3 +19,14 @@ def dev_idp() -> Iterator[DevIdP]:
 
     with DevIdP(realm="dls") as idp:
         yield idp
+
+
+@pytest.fixture
+def clock() -> Iterator[Callable[[float], None]]:
+    """`clock(seconds)` moves tokenward's clock forward; the real time is back after the test."""
+    from .clock import advance_clock, reset_clock
+
+    try:
+        yield advance_clock
+    finally:
+        reset_clock()

@@ -9,6 +9,7 @@ pub mod jwks;
 pub mod runtime;
 pub mod sign;
 pub mod stats;
+pub mod token;
 pub mod verify;
 
 #[cfg(test)]

@@ -9,15 +9,17 @@ from .errors import (
     TokenRequestError,
     TokenwardError,
 )
+from .token_client import TokenClient
 from .verifier import Verifier
 
 __all__ = [
-    "__version__",
     "ConfigError",
     "ExpiredToken",
     "InvalidToken",
     "KeySetUnavailable",
+    "TokenClient",
     "TokenRequestError",
     "TokenwardError",
     "Verifier",
+    "__version__",
 ]

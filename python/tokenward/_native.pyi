@@ -3,7 +3,8 @@
 Exceptions are not defined here: the extension raises the classes of `tokenward.errors`.
 """
 
-from typing import Any, Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 __version__: str
 
@@ -61,3 +62,56 @@ class SigningKey:
         {"alg": self.alg, "typ": "JWT", "kid": self.kid} updated with the members of
         `header_json`; a member whose value is null is removed. The signature is always made
         with this key and its own alg, whatever the header then says (so tests can lie)."""
+
+class TokenClient:
+    """An OAuth2 client-credentials client with one cached token (see docs/token-client.md).
+
+    repr() and str() show the client id, auth method and token URL, never a credential."""
+
+    def __init__(
+        self,
+        token_url: str | None = None,
+        *,
+        issuer: str | None = None,
+        client_id: str,
+        client_secret: str | bytes | None = None,
+        private_key: str | bytes | None = None,
+        key_id: str | None = None,
+        auth_method: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        refresh_margin: float = 30,
+        timeout: float = 10,
+        signing_alg: str | None = None,
+        ca_bundle: str | None = None,
+    ) -> None:
+        """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
+        "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM) is given,
+        else client_secret_post. `signing_alg` picks the private_key_jwt algorithm (default:
+        RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519)."""
+    @classmethod
+    def from_env(cls, **overrides: Any) -> TokenClient: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def auth_method(self) -> str: ...
+    @property
+    def token_url(self) -> str | None:
+        """The token endpoint; None until discovery has found it (when built from `issuer`)."""
+    @property
+    def key_id(self) -> str | None: ...
+    @property
+    def signing_alg(self) -> str | None: ...
+    def get_token(self) -> str:
+        """A valid access token; blocks (without the GIL) only when one must be fetched.
+        Raises TokenRequestError when none can be had."""
+    async def get_token_async(self) -> str: ...
+    def invalidate(self, token: str | None = None) -> bool:
+        """Drop the cached token; with `token`, only if it is still the cached one."""
+    def stats(self) -> dict[str, int]:
+        """token_requests, token_errors, cache_hits, refreshes_ahead, stale_served,
+        invalidations."""
+    def _token_now(self) -> str | None: ...
+    def _get_token_fetching(self) -> Awaitable[str]: ...
+
+def token_client_env_settings(require_credentials: bool = True) -> dict[str, Any]: ...

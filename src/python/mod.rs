@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod logging;
 mod signing;
+mod token_client;
 mod verifier;
 
 use pyo3::prelude::*;
@@ -18,5 +19,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verifier::verifier_env_settings, m)?)?;
     m.add_function(wrap_pyfunction!(verifier::_advance_clock, m)?)?;
     m.add_function(wrap_pyfunction!(verifier::_reset_clock, m)?)?;
+    m.add_class::<token_client::PyTokenClient>()?;
+    m.add_function(wrap_pyfunction!(token_client::env_settings, m)?)?;
     Ok(())
 }

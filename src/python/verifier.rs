@@ -203,7 +203,9 @@ pub fn verifier_env_settings<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict
 #[pyfunction]
 pub fn _advance_clock(seconds: f64) -> PyResult<()> {
     if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(pyo3::exceptions::PyValueError::new_err("seconds must be >= 0"));
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "seconds must be >= 0",
+        ));
     }
     crate::clock::advance(std::time::Duration::from_secs_f64(seconds));
     Ok(())

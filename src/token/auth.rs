@@ -35,7 +35,12 @@ pub struct ClientAuth {
 
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClientAuth(client_id={:?}, method={})", self.client_id, self.method())
+        write!(
+            f,
+            "ClientAuth(client_id={:?}, method={})",
+            self.client_id,
+            self.method()
+        )
     }
 }
 
@@ -91,7 +96,10 @@ impl ClientAuth {
         let assertion = |jwt: Zeroizing<String>| AuthParts {
             form: vec![
                 ("client_id", id()),
-                ("client_assertion_type", Zeroizing::new(CLIENT_ASSERTION_TYPE.into())),
+                (
+                    "client_assertion_type",
+                    Zeroizing::new(CLIENT_ASSERTION_TYPE.into()),
+                ),
                 ("client_assertion", jwt),
             ],
             authorization: None,
@@ -128,7 +136,9 @@ impl ClientAuth {
     /// (a misconfigured proxy or IdP may echo the request).
     pub fn redact(&self, text: &str) -> String {
         let secret = match &self.credentials {
-            Credentials::SecretPost(s) | Credentials::SecretBasic(s) | Credentials::SecretJwt(s) => s,
+            Credentials::SecretPost(s)
+            | Credentials::SecretBasic(s)
+            | Credentials::SecretJwt(s) => s,
             Credentials::PrivateKeyJwt(_) => return text.to_string(),
         };
         let mut out = text.to_string();
@@ -189,12 +199,19 @@ mod tests {
     }
 
     fn form(parts: &AuthParts, name: &str) -> Option<String> {
-        parts.form.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+        parts
+            .form
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
     }
 
     #[test]
     fn secret_post_and_basic() {
-        let post = ClientAuth::new("agent".into(), Credentials::SecretPost(Zeroizing::new("s".into())));
+        let post = ClientAuth::new(
+            "agent".into(),
+            Credentials::SecretPost(Zeroizing::new("s".into())),
+        );
         let parts = post.parts("http://idp/token").unwrap();
         assert_eq!(form(&parts, "client_id").as_deref(), Some("agent"));
         assert_eq!(form(&parts, "client_secret").as_deref(), Some("s"));
@@ -208,7 +225,12 @@ mod tests {
         assert!(parts.form.is_empty());
         let header = parts.authorization.unwrap();
         assert!(header.is_sensitive());
-        let raw = header.to_str().unwrap().strip_prefix("Basic ").unwrap().to_string();
+        let raw = header
+            .to_str()
+            .unwrap()
+            .strip_prefix("Basic ")
+            .unwrap()
+            .to_string();
         let pair = String::from_utf8(STANDARD.decode(raw).unwrap()).unwrap();
         assert_eq!(pair, "my+agent:p%3Ass%26%3D");
     }
@@ -219,7 +241,10 @@ mod tests {
         let auth = ClientAuth::new("agent".into(), Credentials::PrivateKeyJwt(key));
         let a = auth.parts("http://idp/token").unwrap();
         let b = auth.parts("http://idp/token").unwrap();
-        assert_eq!(form(&a, "client_assertion_type").as_deref(), Some(CLIENT_ASSERTION_TYPE));
+        assert_eq!(
+            form(&a, "client_assertion_type").as_deref(),
+            Some(CLIENT_ASSERTION_TYPE)
+        );
         let jwt = form(&a, "client_assertion").unwrap();
         let segments: Vec<&str> = jwt.split('.').collect();
         let header = decode(segments[0]);
@@ -233,25 +258,46 @@ mod tests {
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             ASSERTION_LIFETIME_SECS
         );
-        let other = decode(form(&b, "client_assertion").unwrap().split('.').nth(1).unwrap());
-        assert_ne!(claims["jti"], other["jti"], "every assertion has a fresh jti");
+        let other = decode(
+            form(&b, "client_assertion")
+                .unwrap()
+                .split('.')
+                .nth(1)
+                .unwrap(),
+        );
+        assert_ne!(
+            claims["jti"], other["jti"],
+            "every assertion has a fresh jti"
+        );
     }
 
     #[test]
     fn client_secret_jwt_is_hs256_over_the_secret() {
-        let auth = ClientAuth::new("agent".into(), Credentials::SecretJwt(Zeroizing::new("sekrit".into())));
+        let auth = ClientAuth::new(
+            "agent".into(),
+            Credentials::SecretJwt(Zeroizing::new("sekrit".into())),
+        );
         let jwt = form(&auth.parts("http://idp/token").unwrap(), "client_assertion").unwrap();
         let (input, signature) = jwt.rsplit_once('.').unwrap();
         assert_eq!(decode(input.split('.').next().unwrap())["alg"], "HS256");
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"sekrit");
         let expected = aws_lc_rs::hmac::sign(&key, input.as_bytes());
-        assert_eq!(URL_SAFE_NO_PAD.decode(signature).unwrap(), expected.as_ref());
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(signature).unwrap(),
+            expected.as_ref()
+        );
     }
 
     #[test]
     fn redacts_the_secret_and_hides_it_from_debug() {
-        let auth = ClientAuth::new("agent".into(), Credentials::SecretPost(Zeroizing::new("a b&c".into())));
-        assert_eq!(auth.redact("echo: a b&c / a+b%26c"), "echo: [redacted] / [redacted]");
+        let auth = ClientAuth::new(
+            "agent".into(),
+            Credentials::SecretPost(Zeroizing::new("a b&c".into())),
+        );
+        assert_eq!(
+            auth.redact("echo: a b&c / a+b%26c"),
+            "echo: [redacted] / [redacted]"
+        );
         assert!(!format!("{auth:?}").contains("a b&c"));
     }
 }

@@ -135,12 +135,19 @@ impl TokenClientConfig {
         var: impl Fn(&str) -> Option<String>,
         require_credentials: bool,
     ) -> Result<Self> {
-        let get = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let first = |names: &[&str]| names.iter().find_map(|n| get(n));
         let url = get("KEYCLOAK_URL").ok_or_else(|| Error::config("KEYCLOAK_URL", "is not set"))?;
         let realm = get("KEYCLOAK_REALM").unwrap_or_else(|| "dls".into());
         let client_id = first(&ENV_CLIENT_ID).ok_or_else(|| {
-            Error::config(ENV_CLIENT_ID[0], format!("is not set (nor {})", ENV_CLIENT_ID[1]))
+            Error::config(
+                ENV_CLIENT_ID[0],
+                format!("is not set (nor {})", ENV_CLIENT_ID[1]),
+            )
         })?;
         let mut config = TokenClientConfig::new(client_id);
         config.issuer = Some(format!("{}/realms/{realm}", url.trim_end_matches('/')));
@@ -227,7 +234,8 @@ impl TokenClientConfig {
                 )?)
             }
         };
-        let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let nonempty =
+            |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         Ok(Checked {
             token_url,
             issuer,
@@ -289,8 +297,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -315,7 +325,10 @@ mod tests {
         .unwrap();
         assert_eq!(config.issuer.as_deref(), Some("http://kc:8080/realms/dls"));
         assert_eq!(config.client_id, "agent");
-        assert_eq!(config.client_secret.as_deref().map(String::as_str), Some("s3cret"));
+        assert_eq!(
+            config.client_secret.as_deref().map(String::as_str),
+            Some("s3cret")
+        );
     }
 
     #[test]
@@ -337,8 +350,10 @@ mod tests {
             ]),
             "AGENT_PRIVATE_KEY_FILE"
         );
-        let lenient =
-            TokenClientConfig::from_env(env(&[("KEYCLOAK_URL", "http://kc"), ("KEYCLOAK_CLIENT_ID", "a")]), false);
+        let lenient = TokenClientConfig::from_env(
+            env(&[("KEYCLOAK_URL", "http://kc"), ("KEYCLOAK_CLIENT_ID", "a")]),
+            false,
+        );
         assert!(lenient.is_ok());
     }
 
@@ -369,12 +384,20 @@ mod tests {
         let mut c = base();
         c.private_key = Some(Zeroizing::new("-----BEGIN PRIVATE KEY-----".into()));
         assert_eq!(setting(c.validate().err().unwrap()), "private_key");
-        assert_eq!(setting("nope".parse::<AuthMethod>().unwrap_err()), "auth_method");
+        assert_eq!(
+            setting("nope".parse::<AuthMethod>().unwrap_err()),
+            "auth_method"
+        );
     }
 
     #[test]
     fn a_private_key_selects_private_key_jwt_and_its_natural_alg() {
-        for (alg, expected) in [("RS256", "RS256"), ("PS256", "RS256"), ("ES256", "ES256"), ("EdDSA", "EdDSA")] {
+        for (alg, expected) in [
+            ("RS256", "RS256"),
+            ("PS256", "RS256"),
+            ("ES256", "ES256"),
+            ("EdDSA", "EdDSA"),
+        ] {
             let key = SigningKey::generate(alg, None).unwrap();
             let mut c = TokenClientConfig::new("agent");
             c.token_url = Some("http://idp/token".into());
@@ -388,7 +411,10 @@ mod tests {
         c.token_url = Some("http://idp/token".into());
         c.private_key = Some(Zeroizing::new(key.private_pem().to_string()));
         c.signing_alg = Some("PS256".into());
-        assert_eq!(c.clone().validate().unwrap().auth.assertion_alg(), Some("PS256"));
+        assert_eq!(
+            c.clone().validate().unwrap().auth.assertion_alg(),
+            Some("PS256")
+        );
         c.signing_alg = Some("HS256".into());
         assert_eq!(setting(c.validate().err().unwrap()), "signing_alg");
     }

@@ -33,13 +33,21 @@ pub fn jitter(d: Duration) -> Duration {
 
 /// The pause after failed attempt number `attempt` (1-based) of one call.
 pub fn delay(attempt: u32) -> Duration {
-    jitter(exponential(FIRST_DELAY, MAX_DELAY, attempt.saturating_sub(1)))
+    jitter(exponential(
+        FIRST_DELAY,
+        MAX_DELAY,
+        attempt.saturating_sub(1),
+    ))
 }
 
 /// How long callers wait before the next request after `failures` consecutive failed
 /// refreshes, at least what the server asked for.
 pub fn window(failures: u32, retry_after: Option<Duration>) -> Duration {
-    let ours = jitter(exponential(FIRST_WINDOW, MAX_WINDOW, failures.saturating_sub(1)));
+    let ours = jitter(exponential(
+        FIRST_WINDOW,
+        MAX_WINDOW,
+        failures.saturating_sub(1),
+    ));
     ours.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
 }
 
@@ -81,7 +89,10 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
     }

@@ -1,0 +1,115 @@
+"""`BearerAuth` for requests: `session.auth = BearerAuth(client)` or
+`requests.get(url, auth=BearerAuth(client))`.
+
+Adds `Authorization: Bearer <token>`. On a 401 it invalidates that token and sends the request
+once more with a fresh one, when the body can be sent again (none, bytes, str, or a seekable
+file); a streamed body (generator, iterator) gets the 401 back as is. It never retries twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from requests.cookies import extract_cookies_to_jar
+
+logger = logging.getLogger("tokenward.requests")
+
+__all__ = ["BearerAuth"]
+
+
+class TokenSource(Protocol):
+    def get_token(self) -> str: ...
+
+    def invalidate(self, token: str | None = None) -> bool: ...
+
+
+# Per-request state, kept on the PreparedRequest: the token it was sent with, where its body
+# started (to rewind a file), and whether it is already the retry.
+_TOKEN = "_tokenward_token"
+_BODY_POS = "_tokenward_body_pos"
+_RETRIED = "_tokenward_retried"
+
+
+def _where(request: requests.PreparedRequest) -> str:
+    # Without the query string: it may carry credentials of its own.
+    url = urlsplit(request.url or "")
+    return f"{request.method} {url.scheme}://{url.netloc}{url.path}"
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """Bearer tokens from a `TokenClient` (anything with `get_token()` and `invalidate(token)`),
+    with one retry after a 401."""
+
+    def __init__(self, client: TokenSource) -> None:
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"BearerAuth({self.client!r})"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        token = self.client.get_token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        setattr(request, _TOKEN, token)
+        body = request.body
+        if body is not None and hasattr(body, "tell"):
+            try:
+                setattr(request, _BODY_POS, body.tell())
+            except OSError:
+                setattr(request, _BODY_POS, None)
+        hooks = request.hooks.setdefault("response", [])
+        if self._on_response not in hooks:
+            hooks.append(self._on_response)
+        return request
+
+    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        request = response.request
+        if response.status_code != 401 or getattr(request, _RETRIED, False):
+            return response
+        if not _rewind(request):
+            logger.info("401 from %s; the body cannot be sent again, not retrying", _where(request))
+            return response
+        sent = getattr(request, _TOKEN, None)
+        if sent is not None:
+            self.client.invalidate(sent)
+        if kwargs.get("stream"):
+            response.close()
+        else:
+            # Read so the connection goes back to the pool; the 401 stays in `history`.
+            _ = response.content
+            response.close()
+        retry = request.copy()
+        setattr(retry, _RETRIED, True)
+        # Cookies the 401 set go along, as requests' own digest auth does.
+        jar = getattr(retry, "_cookies", None)
+        if jar is not None and response.raw is not None:
+            extract_cookies_to_jar(jar, request, response.raw)
+            retry.prepare_cookies(jar)
+        token = self.client.get_token()
+        retry.headers["Authorization"] = f"Bearer {token}"
+        setattr(retry, _TOKEN, token)
+        logger.info("401 from %s; retrying once with a fresh token", _where(request))
+        if response.connection is None:
+            return response
+        new = response.connection.send(retry, **kwargs)
+        new.history.append(response)
+        new.request = retry
+        return new
+
+
+def _rewind(request: requests.PreparedRequest) -> bool:
+    """Whether the body can be sent again, rewinding a file body to where it started."""
+    body = request.body
+    if body is None or isinstance(body, (bytes, str, bytearray)):
+        return True
+    pos = getattr(request, _BODY_POS, None)
+    seekable = getattr(body, "seekable", None)
+    if pos is None or not callable(seekable) or not seekable():
+        return False
+    try:
+        body.seek(pos)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,311 @@
+"""Drop-in replacements for SmartEM Decisions' `smartem_backend.auth` and
+`smartem_backend.keycloak_client`.
+
+Backend (`from tokenward.smartem import verify_token, EXEMPT_PATHS, JWT_LEEWAY_SECONDS`):
+
+- `verify_token(request)` is an `async def` taking a Starlette `Request`, for
+  `FastAPI(dependencies=[Depends(verify_token)])` and `app.dependency_overrides[verify_token]`.
+  It returns None for `EXEMPT_PATHS` (exact match on `request.url.path`) and the verified
+  claims otherwise.
+- Configuration from the environment, read when the first token is checked (again after
+  `reset_verifier()`): KEYCLOAK_URL (required), KEYCLOAK_REALM (default "dls"),
+  KEYCLOAK_VERIFY_ISS (default true), KEYCLOAK_ALLOWED_AZP (comma list; unset or empty:
+  any azp), plus tokenward's optional KEYCLOAK_AUDIENCE and KEYCLOAK_JWKS_URL.
+  Without KEYCLOAK_URL every non-exempt request is refused with 500 ("Authentication is not
+  configured") and an ERROR log: authentication is never silently switched off.
+- Answers, all 401 with `WWW-Authenticate: Bearer`:
+  no `Authorization` header or another scheme: "Missing or malformed Authorization header";
+  `Bearer` with nothing after it: "Empty bearer token";
+  InvalidToken code `unknown_kid`: "Cannot resolve signing key";
+  code `expired`: "Token expired"; code `azp_not_allowed`: "Token azp not permitted";
+  any other code: "Invalid token".
+  When no signing keys can be had at all (JWKS unreachable, nothing cached): 503 with
+  `Retry-After`, not 401.
+
+Agent (`from tokenward.smartem import KeycloakConfig, load_keycloak_config, KeycloakClient`):
+see `KeycloakClient`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import requests
+from fastapi import HTTPException, Request
+
+from .errors import InvalidToken, KeySetUnavailable, TokenRequestError, TokenwardError
+from .fastapi import parse_authorization
+from .verifier import Verifier
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from .token_client import TokenClient
+
+__all__ = [
+    "CONFIG_KEYS",
+    "EXEMPT_PATHS",
+    "JWT_LEEWAY_SECONDS",
+    "RETRY_AFTER_SECONDS",
+    "KeycloakClient",
+    "KeycloakConfig",
+    "KeycloakTokenError",
+    "load_keycloak_config",
+    "reset_verifier",
+    "set_verifier",
+    "verify_token",
+]
+
+logger = logging.getLogger("tokenward.smartem")
+
+EXEMPT_PATHS: frozenset[str] = frozenset({"/health", "/status", "/openapi.json", "/docs", "/redoc"})
+
+#: Clock skew tolerated on exp, nbf and iat.
+JWT_LEEWAY_SECONDS = 60
+
+#: The `Retry-After` of the 503 sent while no signing keys can be had.
+RETRY_AFTER_SECONDS = 30
+
+#: InvalidToken codes with their own 401 detail; every other code is "Invalid token".
+_DETAILS: dict[str, str] = {
+    "unknown_kid": "Cannot resolve signing key",
+    "expired": "Token expired",
+    "azp_not_allowed": "Token azp not permitted",
+}
+
+# ---- backend -------------------------------------------------------------------------------------
+
+_verifier: Verifier | None = None
+_verifier_lock = threading.Lock()
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def set_verifier(verifier: Verifier | None) -> None:
+    """Use this verifier instead of one built from the environment (None: back to that)."""
+    global _verifier
+    with _verifier_lock:
+        _verifier = verifier
+
+
+def reset_verifier() -> None:
+    """Forget the verifier, so the next request reads the environment again."""
+    set_verifier(None)
+
+
+def _get_verifier() -> Verifier:
+    global _verifier
+    verifier = _verifier
+    if verifier is not None:
+        return verifier
+    with _verifier_lock:
+        if _verifier is None:
+            try:
+                _verifier = Verifier.from_env(leeway=JWT_LEEWAY_SECONDS)
+            except TokenwardError as exc:
+                logger.error("Keycloak authentication is not configured: %s", exc)
+                raise HTTPException(
+                    status_code=500, detail="Authentication is not configured"
+                ) from exc
+            logger.info("Keycloak token verification ready for issuer %s", _verifier.issuer)
+        return _verifier
+
+
+async def verify_token(request: Request) -> dict[str, Any] | None:
+    """Route dependency: the verified claims, or None for an exempt path; 401 (or 503 when no
+    signing keys can be had) otherwise."""
+    if request.url.path in EXEMPT_PATHS:
+        return None
+    kind, token = parse_authorization(request.headers.get("authorization"))
+    if kind in ("missing", "not_bearer"):
+        raise _unauthorized("Missing or malformed Authorization header")
+    if kind == "empty" or token is None:
+        raise _unauthorized("Empty bearer token")
+    verifier = _get_verifier()
+    try:
+        return await verifier.verify_async(token)
+    except KeySetUnavailable as exc:
+        logger.warning("No Keycloak signing keys available: %s", exc)
+        raise HTTPException(
+            status_code=503,
+            detail="Signing keys unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
+    except InvalidToken as exc:
+        logger.warning("Token rejected (%s): %s", exc.code, exc)
+        raise _unauthorized(_DETAILS.get(exc.code, "Invalid token")) from None
+
+
+# ---- agent ---------------------------------------------------------------------------------------
+
+#: The keys `load_keycloak_config` requires, in the order of `KeycloakConfig`'s fields.
+CONFIG_KEYS: tuple[str, ...] = (
+    "KEYCLOAK_URL",
+    "KEYCLOAK_REALM",
+    "KEYCLOAK_CLIENT_ID",
+    "KEYCLOAK_CLIENT_SECRET",
+)
+
+
+@dataclass(frozen=True)
+class KeycloakConfig:
+    """The four values needed to obtain an agent token. The secret is left out of repr()."""
+
+    url: str
+    realm: str
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url.rstrip('/')}/realms/{self.realm}/protocol/openid-connect/token"
+
+
+def load_keycloak_config(path: str | os.PathLike[str]) -> KeycloakConfig:
+    """Read a KEY=VALUE file with KEYCLOAK_URL, KEYCLOAK_REALM, KEYCLOAK_CLIENT_ID and
+    KEYCLOAK_CLIENT_SECRET.
+
+    Blank lines and lines starting with `#` are skipped, as are lines without `=`; keys and
+    values are stripped; quotes are not interpreted; a later line wins over an earlier one.
+
+    Raises FileNotFoundError when the file does not exist, ValueError naming every required
+    key that is missing or empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, f"Keycloak configuration file not found at {path}", str(path))
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8-sig").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            logger.debug("Ignoring a line without '=' in %s", path)
+            continue
+        values[key.strip()] = value.strip()
+    missing = [key for key in CONFIG_KEYS if not values.get(key)]
+    if missing:
+        raise ValueError(
+            f"Keycloak configuration at {path} is missing or has empty values for: "
+            + ", ".join(missing)
+        )
+    return KeycloakConfig(*(values[key] for key in CONFIG_KEYS))
+
+
+class KeycloakTokenError(requests.RequestException):
+    """The token endpoint failed. A `requests.RequestException`, so retry loops written for
+    the `requests`-based client keep working.
+
+    `status` (None when Keycloak never answered), `error` (the OAuth2 error code) and
+    `retryable` come from the underlying `tokenward.TokenRequestError`, kept in
+    `token_error` (and as `__cause__`)."""
+
+    def __init__(self, message: str, *, token_error: TokenRequestError | None = None) -> None:
+        super().__init__(message)
+        self.token_error = token_error
+        self.status: int | None = token_error.status if token_error else None
+        self.error: str | None = token_error.error if token_error else None
+        self.retryable: bool = token_error.retryable if token_error else False
+
+
+class KeycloakClient:
+    """Client-credentials access tokens for the agent, over `tokenward.TokenClient`.
+
+    `get_token()` returns a cached token until `refresh_buffer_seconds` before it expires, then
+    fetches a new one; concurrent callers share one fetch. `invalidate()` drops the cached token
+    (after a 401 from the backend) so the next `get_token()` fetches anew. Safe to share between
+    threads. Token-endpoint failures raise `KeycloakTokenError` (a `requests.RequestException`).
+    """
+
+    def __init__(
+        self,
+        config: KeycloakConfig,
+        refresh_buffer_seconds: int = 30,
+        timeout: float = 10.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        from .token_client import TokenClient
+
+        self._config = config
+        self._logger = logger or logging.getLogger("tokenward.smartem.keycloak_client")
+        self._client: TokenClient = TokenClient(
+            config.token_url,
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            refresh_margin=refresh_buffer_seconds,
+            timeout=timeout,
+        )
+
+    @property
+    def client_id(self) -> str:
+        return self._config.client_id
+
+    @property
+    def token_url(self) -> str:
+        return self._config.token_url
+
+    @property
+    def token_client(self) -> TokenClient:
+        """The underlying `tokenward.TokenClient` (e.g. for `tokenward.httpx.BearerAuth`)."""
+        return self._client
+
+    def get_token(self) -> str:
+        """A valid access token, fetched or refreshed as needed."""
+        try:
+            return self._client.get_token()
+        except TokenRequestError as exc:
+            raise self._token_error(exc) from exc
+
+    async def get_token_async(self) -> str:
+        """`get_token` without blocking the event loop."""
+        try:
+            return await self._client.get_token_async()
+        except TokenRequestError as exc:
+            raise self._token_error(exc) from exc
+
+    def invalidate(self, token: str | None = None) -> bool:
+        """Drop the cached token (with `token`: only if it is still the cached one). Returns
+        whether a token was dropped."""
+        return self._client.invalidate(token)
+
+    def close(self) -> None:
+        """Drop the cached token and release the client. Idempotent."""
+        self._client.invalidate()
+        close = getattr(self._client, "close", None)
+        if callable(close):
+            close()
+
+    def _token_error(self, exc: TokenRequestError) -> KeycloakTokenError:
+        self._logger.error(
+            "Keycloak token fetch failed (client_id=%s, status=%s, error=%s): %s",
+            self._config.client_id,
+            exc.status,
+            exc.error,
+            exc,
+        )
+        return KeycloakTokenError(f"Keycloak token fetch failed: {exc}", token_error=exc)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"KeycloakClient(client_id={self.client_id!r}, token_url={self.token_url!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

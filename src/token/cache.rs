@@ -1,0 +1,527 @@
+//! The cached token: reuse while fresh, refresh ahead in its last third, single-flight fetches,
+//! a still-valid token served through an outage, and backoff between failed refreshes.
+//! Time is `crate::clock`'s, so tests can move it forward instead of waiting.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use parking_lot::Mutex;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::fork::{self, ForkLocal};
+
+use super::endpoint::{Failed, Issued};
+use super::retry;
+use super::stats::TokenStats;
+
+/// Lifetime assumed when neither `expires_in` nor the token's `exp` says.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+
+pub struct Token {
+    value: Zeroizing<String>,
+    expires_at: Instant,
+    /// The start of the last third of the token's life.
+    refresh_at: Instant,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let left = self
+            .expires_at
+            .saturating_duration_since(crate::clock::instant());
+        write!(f, "Token(expires in {:.0}s)", left.as_secs_f64())
+    }
+}
+
+impl Token {
+    pub fn from_issued(issued: Issued) -> Token {
+        let claims = jwt_times(&issued.access_token);
+        let (remaining, lifetime) = timing(issued.expires_in, claims, issued.received_unix);
+        let expires_at = issued.received_at + remaining;
+        Token {
+            refresh_at: expires_at
+                .checked_sub(lifetime / 3)
+                .unwrap_or(issued.received_at),
+            expires_at,
+            value: issued.access_token,
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Seconds of validity left.
+    pub fn remaining(&self, now: Instant) -> Duration {
+        self.expires_at.saturating_duration_since(now)
+    }
+
+    fn fresh(&self, now: Instant, margin: Duration) -> bool {
+        now + margin < self.expires_at
+    }
+
+    fn valid(&self, now: Instant) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// `exp` and `iat` of a JWT access token, read without verification: only our own scheduling
+/// depends on them. None for opaque tokens.
+fn jwt_times(token: &str) -> Option<(Option<f64>, Option<f64>)> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?);
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let number = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite())
+    };
+    Some((number("exp"), number("iat")))
+}
+
+/// (time left, whole lifetime). Time left comes from `expires_in`, else from `exp` against our
+/// clock, else the default. The lifetime is `exp - iat` when the token says (both are the
+/// server's clock, so skew cannot distort it), which also covers a token handed out some time
+/// after it was issued (a caching broker): it may then be in its last third at once.
+fn timing(
+    expires_in: Option<f64>,
+    claims: Option<(Option<f64>, Option<f64>)>,
+    now_unix: f64,
+) -> (Duration, Duration) {
+    let (exp, iat) = claims.unwrap_or((None, None));
+    let remaining = match (expires_in, exp) {
+        (Some(seconds), _) => seconds,
+        (None, Some(exp)) if exp > now_unix => exp - now_unix,
+        (None, Some(_)) => {
+            log::warn!(
+                "the token's exp is already past by this machine's clock (clock skew?); \
+                 assuming {}s",
+                DEFAULT_LIFETIME.as_secs()
+            );
+            DEFAULT_LIFETIME.as_secs_f64()
+        }
+        (None, None) => DEFAULT_LIFETIME.as_secs_f64(),
+    }
+    .min(1e9);
+    let lifetime = match (exp, iat) {
+        (Some(exp), Some(iat)) if exp - iat > remaining => (exp - iat).min(1e9),
+        _ => remaining,
+    };
+    (
+        Duration::from_secs_f64(remaining),
+        Duration::from_secs_f64(lifetime),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One request: a still-valid token is there to fall back on.
+    Once,
+    /// Retries with backoff: the caller has nothing else.
+    Retry,
+}
+
+/// Where new tokens come from (the token endpoint; a fake in tests).
+pub trait Source: Send + Sync + 'static {
+    fn fetch(&self, mode: Mode) -> impl Future<Output = Result<Token, Failed>> + Send;
+}
+
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+    /// No request before this instant.
+    until: Option<Instant>,
+    last_error: Option<Error>,
+}
+
+pub struct TokenCache<S> {
+    source: S,
+    margin: Duration,
+    current: ArcSwapOption<Token>,
+    /// Completed fetches: a caller that queued behind one sees it moved and takes its outcome.
+    generation: AtomicU64,
+    outcome: Mutex<Option<Result<Arc<Token>, Error>>>,
+    backoff: Mutex<Backoff>,
+    gate: ForkLocal<Arc<tokio::sync::Mutex<()>>>,
+    /// The pid of the process whose background refresh is running, or 0.
+    refreshing: AtomicU32,
+    stats: Arc<TokenStats>,
+}
+
+impl<S: Source> TokenCache<S> {
+    pub fn new(source: S, margin: Duration, stats: Arc<TokenStats>) -> Self {
+        TokenCache {
+            source,
+            margin,
+            current: ArcSwapOption::const_empty(),
+            generation: AtomicU64::new(0),
+            outcome: Mutex::new(None),
+            backoff: Mutex::new(Backoff::default()),
+            gate: ForkLocal::new(|| Arc::new(tokio::sync::Mutex::new(()))),
+            refreshing: AtomicU32::new(0),
+            stats,
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// A token usable now without waiting on the network, or None. May start a background
+    /// refresh.
+    pub fn cached(self: &Arc<Self>) -> Option<Arc<Token>> {
+        let now = crate::clock::instant();
+        let token = self.current.load_full()?;
+        if token.fresh(now, self.margin) {
+            if now >= token.refresh_at {
+                self.refresh_ahead(now);
+            }
+            TokenStats::bump(&self.stats.cache_hits);
+            return Some(token);
+        }
+        if token.valid(now) && self.backing_off(now) {
+            TokenStats::bump(&self.stats.stale_served);
+            return Some(token);
+        }
+        None
+    }
+
+    fn backing_off(&self, now: Instant) -> bool {
+        self.backoff.lock().until.is_some_and(|t| now < t)
+    }
+
+    pub async fn get(self: &Arc<Self>) -> Result<Arc<Token>> {
+        // Read before the cache: a fetch that completes after this point is seen as moved.
+        let seen = self.generation.load(Ordering::SeqCst);
+        if let Some(token) = self.cached() {
+            return Ok(token);
+        }
+        {
+            let backoff = self.backoff.lock();
+            if backoff.until.is_some_and(|t| crate::clock::instant() < t) {
+                if let Some(e) = &backoff.last_error {
+                    return Err(e.clone());
+                }
+            }
+        }
+        let gate = self.gate.get();
+        let _held = gate.lock().await;
+        if self.generation.load(Ordering::SeqCst) != seen {
+            if let Some(shared) = self.shared_outcome() {
+                return shared;
+            }
+        }
+        self.fetch_locked().await
+    }
+
+    /// The outcome of the fetch a caller waited for, if it still holds: its token unless that
+    /// was invalidated since, its error unless a valid token is there.
+    fn shared_outcome(&self) -> Option<Result<Arc<Token>>> {
+        let outcome = self.outcome.lock().clone()?;
+        let current = self.current.load_full();
+        match outcome {
+            Ok(token) => current.filter(|c| Arc::ptr_eq(c, &token)).map(Ok),
+            Err(e) => Some(match current.filter(|c| c.valid(crate::clock::instant())) {
+                Some(token) => {
+                    TokenStats::bump(&self.stats.stale_served);
+                    Ok(token)
+                }
+                None => Err(e),
+            }),
+        }
+    }
+
+    async fn fetch_locked(self: &Arc<Self>) -> Result<Arc<Token>> {
+        let has_fallback = self
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|t| t.valid(crate::clock::instant()));
+        let mode = if has_fallback {
+            Mode::Once
+        } else {
+            Mode::Retry
+        };
+        let outcome = match self.source.fetch(mode).await {
+            Ok(token) => {
+                let token = Arc::new(token);
+                self.current.store(Some(token.clone()));
+                *self.backoff.lock() = Backoff::default();
+                Ok(token)
+            }
+            Err(failed) => {
+                let mut backoff = self.backoff.lock();
+                backoff.failures += 1;
+                let window = retry::window(backoff.failures, failed.retry_after);
+                backoff.until = Some(crate::clock::instant() + window);
+                let error = failed.into_error();
+                backoff.last_error = Some(error.clone());
+                log::debug!(
+                    "token refresh failed {} time(s) in a row; next attempt in {:.1}s at the earliest",
+                    backoff.failures,
+                    window.as_secs_f64()
+                );
+                Err(error)
+            }
+        };
+        *self.outcome.lock() = Some(outcome.clone());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match outcome {
+            Ok(token) => Ok(token),
+            Err(e) => {
+                let now = crate::clock::instant();
+                match self.current.load_full().filter(|t| t.valid(now)) {
+                    Some(token) => {
+                        log::warn!(
+                            "token refresh failed, serving the cached token (valid for another \
+                             {:.0}s): {e}",
+                            token.remaining(now).as_secs_f64()
+                        );
+                        TokenStats::bump(&self.stats.stale_served);
+                        Ok(token)
+                    }
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    fn refresh_ahead(self: &Arc<Self>, now: Instant) {
+        if self.backing_off(now) {
+            return;
+        }
+        let pid = fork::pid();
+        let current = self.refreshing.load(Ordering::Acquire);
+        // A marker left by the parent process means nothing here: its task did not survive fork.
+        if current == pid
+            || self
+                .refreshing
+                .compare_exchange(current, pid, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        TokenStats::bump(&self.stats.refreshes_ahead);
+        let seen = self.generation.load(Ordering::SeqCst);
+        let cache = Arc::clone(self);
+        crate::runtime::spawn(async move {
+            {
+                let gate = cache.gate.get();
+                let _held = gate.lock().await;
+                if cache.generation.load(Ordering::SeqCst) == seen {
+                    // Failures are logged and backed off inside; the old token stays in use.
+                    let _ = cache.fetch_locked().await;
+                }
+            }
+            cache.refreshing.store(0, Ordering::Release);
+        });
+    }
+
+    /// Drops the cached token: any token with None, else only if `token` is still the cached
+    /// one (so a burst of 401s for one token causes one refresh). True if something was dropped.
+    pub fn invalidate(&self, token: Option<&str>) -> bool {
+        let previous = self.current.rcu(|current| match (current, token) {
+            (Some(t), Some(value)) if t.value() != value => Some(t.clone()),
+            _ => None,
+        });
+        let dropped = match (&previous, token) {
+            (Some(t), Some(value)) => t.value() == value,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if dropped {
+            TokenStats::bump(&self.stats.invalidations);
+            log::debug!("cached token invalidated");
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TokenRequestFailure;
+    use std::sync::atomic::AtomicBool;
+
+    fn secs(d: Duration) -> f64 {
+        d.as_secs_f64()
+    }
+
+    #[test]
+    fn timing_prefers_expires_in_then_exp_then_default() {
+        let (left, life) = timing(Some(120.0), None, 1000.0);
+        assert_eq!((secs(left), secs(life)), (120.0, 120.0));
+        let (left, life) = timing(None, Some((Some(1300.0), Some(1000.0))), 1000.0);
+        assert_eq!((secs(left), secs(life)), (300.0, 300.0));
+        let (left, _) = timing(None, Some((Some(900.0), None)), 1000.0);
+        assert_eq!(
+            secs(left),
+            300.0,
+            "an exp in the past falls back to the default"
+        );
+        let (left, life) = timing(None, None, 1000.0);
+        assert_eq!((secs(left), secs(life)), (300.0, 300.0));
+        // Handed out 200 s after it was issued: lifetime 300, 100 left, last third already.
+        let (left, life) = timing(Some(100.0), Some((Some(1300.0), Some(1000.0))), 1200.0);
+        assert_eq!((secs(left), secs(life)), (100.0, 300.0));
+    }
+
+    #[test]
+    fn reads_jwt_times_without_verifying() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"exp":2000,"iat":1700}"#);
+        let token = format!("e30.{payload}.sig");
+        assert_eq!(jwt_times(&token), Some((Some(2000.0), Some(1700.0))));
+        assert_eq!(jwt_times("opaque-token"), None);
+    }
+
+    /// A source that hands out numbered tokens of `lifetime` seconds, or fails while `failing`
+    /// is set; counts calls and signals each completed fetch.
+    struct Fake {
+        calls: AtomicU64,
+        failing: AtomicBool,
+        lifetime: AtomicU64,
+        done: tokio::sync::Notify,
+    }
+
+    impl Source for Fake {
+        async fn fetch(&self, _mode: Mode) -> Result<Token, Failed> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::task::yield_now().await;
+            let result = if self.failing.load(Ordering::SeqCst) {
+                Err(Failed {
+                    failure: TokenRequestFailure {
+                        status: None,
+                        error: None,
+                        description: "down".into(),
+                        retryable: true,
+                    },
+                    retry_after: None,
+                })
+            } else {
+                Ok(Token::from_issued(Issued {
+                    access_token: Zeroizing::new(format!("token-{n}")),
+                    expires_in: Some(self.lifetime.load(Ordering::SeqCst) as f64),
+                    received_at: crate::clock::instant(),
+                    received_unix: 0.0,
+                }))
+            };
+            self.done.notify_one();
+            result
+        }
+    }
+
+    fn cache(lifetime: u64, margin: u64) -> Arc<TokenCache<Fake>> {
+        let fake = Fake {
+            calls: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            lifetime: AtomicU64::new(lifetime),
+            done: tokio::sync::Notify::new(),
+        };
+        Arc::new(TokenCache::new(
+            fake,
+            Duration::from_secs(margin),
+            Arc::default(),
+        ))
+    }
+
+    fn calls(cache: &TokenCache<Fake>) -> u64 {
+        cache.source.calls.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_callers_on_a_stale_token_share_one_fetch() {
+        // lifetime 20 < margin 30: the first token needs replacing at once.
+        let cache = cache(20, 30);
+        let stale = cache.get().await.unwrap();
+        cache.source.lifetime.store(300, Ordering::SeqCst);
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (cache, barrier) = (cache.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    cache.get().await.map(|t| t.value().to_string())
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap(), "token-2");
+        }
+        assert_eq!(stale.value(), "token-1");
+        assert_eq!(calls(&cache), 2);
+    }
+
+    #[tokio::test]
+    async fn invalidate_only_drops_the_token_it_names() {
+        let cache = cache(300, 30);
+        let first = cache.get().await.unwrap();
+        assert!(!cache.invalidate(Some("not-it")));
+        assert!(Arc::ptr_eq(&cache.get().await.unwrap(), &first));
+        assert!(cache.invalidate(Some(first.value())));
+        assert!(
+            !cache.invalidate(Some(first.value())),
+            "a second 401 for it is a no-op"
+        );
+        assert_eq!(cache.get().await.unwrap().value(), "token-2");
+        assert!(cache.invalidate(None));
+        assert_eq!(calls(&cache), 2);
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_is_served_through_failures_with_backoff() {
+        let cache = cache(20, 30);
+        let first = cache.get().await.unwrap();
+        cache.source.failing.store(true, Ordering::SeqCst);
+        // In the margin, the refresh fails: the still-valid token is served instead.
+        assert!(Arc::ptr_eq(&cache.get().await.unwrap(), &first));
+        assert_eq!(calls(&cache), 2);
+        // Inside the backoff window: served at once, no request.
+        for _ in 0..10 {
+            assert!(Arc::ptr_eq(&cache.get().await.unwrap(), &first));
+        }
+        assert_eq!(calls(&cache), 2);
+        // Without a token, the window answers with the last error, also without a request.
+        cache.invalidate(None);
+        let e = cache.get().await.unwrap_err();
+        assert!(matches!(e, Error::TokenRequest(ref f) if f.retryable));
+        assert_eq!(calls(&cache), 2);
+    }
+
+    #[tokio::test]
+    async fn last_third_refreshes_in_the_background() {
+        let cache = cache(300, 0);
+        let issued = Issued {
+            access_token: Zeroizing::new(format!(
+                "e30.{}.sig",
+                URL_SAFE_NO_PAD.encode(br#"{"iat":1000,"exp":2000}"#)
+            )),
+            expires_in: Some(300.0),
+            received_at: crate::clock::instant(),
+            received_unix: 1700.0,
+        };
+        // Lifetime 1000 s with 300 s left: in its last third from the start.
+        cache
+            .current
+            .store(Some(Arc::new(Token::from_issued(issued))));
+        let old = cache.get().await.unwrap();
+        assert!(
+            old.value().starts_with("e30."),
+            "the current token is returned at once"
+        );
+        // The refresh holds the gate until the new token is stored.
+        cache.source.done.notified().await;
+        let gate = cache.gate.get();
+        drop(gate.lock().await);
+        assert_eq!(calls(&cache), 1);
+        assert_eq!(cache.get().await.unwrap().value(), "token-1");
+        assert_eq!(cache.stats.refreshes_ahead.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,428 @@
+//! One token request over HTTP and what its answer means: the token, or a failure classified as
+//! retryable (network, timeout, 5xx, 429) or final (the OAuth errors of RFC 6749 5.2), with
+//! bounded retries for callers that have no token to fall back on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use serde_json::Value;
+use url::form_urlencoded;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, TokenRequestFailure};
+use crate::http::Http;
+
+use super::auth::ClientAuth;
+use super::retry;
+use super::stats::TokenStats;
+
+/// A token as the endpoint issued it.
+pub struct Issued {
+    pub access_token: Zeroizing<String>,
+    pub expires_in: Option<f64>,
+    pub received_at: Instant,
+    pub received_unix: f64,
+}
+
+/// A failed request, and how long the server asked us to wait.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub failure: TokenRequestFailure,
+    pub retry_after: Option<Duration>,
+}
+
+impl Failed {
+    fn new(
+        status: Option<u16>,
+        error: Option<String>,
+        description: String,
+        retryable: bool,
+    ) -> Self {
+        Failed {
+            failure: TokenRequestFailure {
+                status,
+                error,
+                description,
+                retryable,
+            },
+            retry_after: None,
+        }
+    }
+
+    pub fn into_error(self) -> Error {
+        Error::TokenRequest(self.failure)
+    }
+}
+
+pub struct Endpoint {
+    http: Http,
+    configured: Option<String>,
+    issuer: Option<String>,
+    discovered: Mutex<Option<String>>,
+    auth: ClientAuth,
+    scope: Option<String>,
+    audience: Option<String>,
+    stats: Arc<TokenStats>,
+}
+
+impl Endpoint {
+    pub fn new(
+        http: Http,
+        token_url: Option<String>,
+        issuer: Option<String>,
+        auth: ClientAuth,
+        scope: Option<String>,
+        audience: Option<String>,
+        stats: Arc<TokenStats>,
+    ) -> Self {
+        Endpoint {
+            http,
+            configured: token_url,
+            issuer,
+            discovered: Mutex::new(None),
+            auth,
+            scope,
+            audience,
+            stats,
+        }
+    }
+
+    pub fn auth(&self) -> &ClientAuth {
+        &self.auth
+    }
+
+    /// The token URL, if known without a request (configured, or discovered already).
+    pub fn known_url(&self) -> Option<String> {
+        self.configured
+            .clone()
+            .or_else(|| self.discovered.lock().clone())
+    }
+
+    async fn url(&self) -> String {
+        if let Some(url) = self.known_url() {
+            return url;
+        }
+        let issuer = self
+            .issuer
+            .as_deref()
+            .expect("validation requires token_url or issuer");
+        let discovery = format!("{issuer}/.well-known/openid-configuration");
+        let found = async {
+            let response = self
+                .http
+                .client()
+                .get(&discovery)
+                .send()
+                .await
+                .map_err(|e| describe(&e))?;
+            if !response.status().is_success() {
+                return Err(format!("HTTP {}", response.status()));
+            }
+            let doc: Value = response.json().await.map_err(|e| describe(&e))?;
+            doc.get("token_endpoint")
+                .and_then(Value::as_str)
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .map(str::to_string)
+                .ok_or_else(|| "no token_endpoint in the document".to_string())
+        };
+        match found.await {
+            Ok(url) => {
+                *self.discovered.lock() = Some(url.clone());
+                url
+            }
+            // Not remembered: discovery is tried again with the next request.
+            Err(e) => {
+                log::warn!("discovery at {discovery} failed ({e}); using Keycloak's token path");
+                format!("{issuer}/protocol/openid-connect/token")
+            }
+        }
+    }
+
+    /// Up to `max_attempts` requests, pausing with backoff between retryable failures, all within
+    /// `DEADLINE_TIMEOUTS` request timeouts.
+    pub async fn request(&self, max_attempts: u32) -> Result<Issued, Failed> {
+        let timeout = self.http.timeout();
+        let deadline = Instant::now() + timeout * retry::DEADLINE_TIMEOUTS;
+        let mut attempt = 1;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let result = self.attempt(timeout.min(remaining)).await;
+            let failed = match result {
+                Ok(issued) => return Ok(issued),
+                Err(failed) => failed,
+            };
+            if !failed.failure.retryable || attempt >= max_attempts {
+                return Err(failed);
+            }
+            let pause = match failed.retry_after {
+                Some(asked) => asked.max(retry::delay(attempt)),
+                None => retry::delay(attempt),
+            };
+            if Instant::now() + pause >= deadline {
+                return Err(failed);
+            }
+            log::warn!(
+                "token request {attempt}/{max_attempts} for {} failed, retrying in {:.1}s: {}",
+                self.auth.client_id(),
+                pause.as_secs_f64(),
+                failed.failure.description
+            );
+            tokio::time::sleep(pause).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(&self, timeout: Duration) -> Result<Issued, Failed> {
+        TokenStats::bump(&self.stats.token_requests);
+        let result = self.send(timeout).await;
+        if result.is_err() {
+            TokenStats::bump(&self.stats.token_errors);
+        }
+        result
+    }
+
+    async fn send(&self, timeout: Duration) -> Result<Issued, Failed> {
+        let url = self.url().await;
+        let parts = self.auth.parts(&url).map_err(|_| {
+            Failed::new(None, None, "cannot sign the client assertion".into(), false)
+        })?;
+        let mut body = Zeroizing::new(String::new());
+        {
+            let mut form = form_urlencoded::Serializer::new(&mut *body);
+            form.append_pair("grant_type", "client_credentials");
+            for (name, value) in &parts.form {
+                form.append_pair(name, value);
+            }
+            if let Some(scope) = &self.scope {
+                form.append_pair("scope", scope);
+            }
+            if let Some(audience) = &self.audience {
+                form.append_pair("audience", audience);
+            }
+            form.finish();
+        }
+        log::debug!(
+            "token request: POST {url} (client {}, {})",
+            self.auth.client_id(),
+            self.auth.method()
+        );
+        let mut request = self
+            .http
+            .client()
+            .post(&url)
+            .timeout(timeout)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json");
+        if let Some(header) = parts.authorization.clone() {
+            request = request.header(AUTHORIZATION, header);
+        }
+        // reqwest owns (and frees, unwiped) this copy of the body; ours is wiped on drop.
+        let response = request
+            .body(body.as_bytes().to_vec())
+            .send()
+            .await
+            .map_err(|e| self.transport(&url, &e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport(&url, &e))?;
+        let received_at = crate::clock::instant();
+        let received_unix = crate::clock::unix_seconds() as f64;
+        match classify(status, &bytes) {
+            Ok((access_token, expires_in)) => Ok(Issued {
+                access_token,
+                expires_in,
+                received_at,
+                received_unix,
+            }),
+            Err(mut failed) => {
+                failed.retry_after = retry_after;
+                failed.failure.description = self
+                    .auth
+                    .redact(&format!("{} (POST {url})", failed.failure.description));
+                Err(failed)
+            }
+        }
+    }
+
+    fn transport(&self, url: &str, e: &reqwest::Error) -> Failed {
+        let description = self.auth.redact(&format!("POST {url}: {}", describe(e)));
+        Failed::new(None, None, description, true)
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    if e.is_connect() {
+        return "cannot connect".into();
+    }
+    // reqwest's Display names the URL, never headers or bodies; the sources say what happened.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// An OAuth `error` code is a short printable-ASCII string (RFC 6749 5.2); anything else from
+/// the body is not repeated.
+fn error_code(doc: &Value) -> Option<String> {
+    let code = doc.get("error")?.as_str()?;
+    let printable = code
+        .bytes()
+        .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    (printable && !code.is_empty() && code.len() <= 64).then(|| code.to_string())
+}
+
+fn short(text: &str) -> String {
+    let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    clean
+}
+
+/// Reads an answer of the token endpoint: the token and its `expires_in`, or the failure.
+pub fn classify(status: u16, body: &[u8]) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
+    let doc: Option<Value> = serde_json::from_slice(body).ok();
+    let object = doc.as_ref().filter(|d| d.is_object());
+    if (200..300).contains(&status) {
+        let Some(doc) = object else {
+            // Typically a proxy's error page: not the IdP refusing us, so worth another try.
+            return Err(Failed::new(
+                Some(status),
+                None,
+                format!("HTTP {status}, but the body is not a JSON token response"),
+                true,
+            ));
+        };
+        if let Some(code) = error_code(doc) {
+            return Err(Failed::new(
+                Some(status),
+                Some(code.clone()),
+                format!("{code} (HTTP {status})"),
+                false,
+            ));
+        }
+        let token = doc
+            .get("access_token")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if token.is_empty() {
+            return Err(Failed::new(
+                Some(status),
+                None,
+                "the response has no access_token".into(),
+                false,
+            ));
+        }
+        if let Some(kind) = doc.get("token_type").and_then(Value::as_str) {
+            if !kind.eq_ignore_ascii_case("bearer") {
+                return Err(Failed::new(
+                    Some(status),
+                    None,
+                    format!("token_type {:?} is not Bearer", short(kind)),
+                    false,
+                ));
+            }
+        }
+        let expires_in = match doc.get("expires_in") {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        }
+        .filter(|s| s.is_finite() && *s > 0.0);
+        return Ok((Zeroizing::new(token.to_string()), expires_in));
+    }
+    let code = object.and_then(error_code);
+    let transient = matches!(
+        code.as_deref(),
+        Some("temporarily_unavailable" | "server_error")
+    );
+    let retryable = status == 408 || status == 429 || status >= 500 || transient;
+    let description = match (
+        &code,
+        object.and_then(|d| d.get("error_description")?.as_str()),
+    ) {
+        (Some(code), Some(text)) => format!("{code}: {} (HTTP {status})", short(text)),
+        (Some(code), None) => format!("{code} (HTTP {status})"),
+        (None, _) => format!("HTTP {status}"),
+    };
+    Err(Failed::new(Some(status), code, description, retryable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fails(status: u16, body: &str) -> TokenRequestFailure {
+        classify(status, body.as_bytes())
+            .expect_err("a failure")
+            .failure
+    }
+
+    #[test]
+    fn reads_a_token_response() {
+        let (token, expires_in) = classify(
+            200,
+            br#"{"access_token":"abc","token_type":"bearer","expires_in":"300"}"#,
+        )
+        .unwrap();
+        assert_eq!(token.as_str(), "abc");
+        assert_eq!(expires_in, Some(300.0));
+        let (_, expires_in) = classify(200, br#"{"access_token":"abc","expires_in":0}"#).unwrap();
+        assert_eq!(expires_in, None);
+    }
+
+    #[test]
+    fn oauth_errors_are_final() {
+        for code in [
+            "invalid_client",
+            "unauthorized_client",
+            "invalid_grant",
+            "invalid_scope",
+        ] {
+            let f = fails(
+                400,
+                &format!(r#"{{"error":"{code}","error_description":"no"}}"#),
+            );
+            assert_eq!(f.error.as_deref(), Some(code));
+            assert_eq!(f.status, Some(400));
+            assert!(!f.retryable);
+            assert!(f.description.starts_with(code));
+        }
+        let f = fails(401, r#"{"error":"invalid_client"}"#);
+        assert!(!f.retryable && f.error.as_deref() == Some("invalid_client"));
+        assert!(!fails(404, "<html>").retryable);
+        assert!(!fails(200, r#"{"token_type":"Bearer"}"#).retryable);
+        assert!(!fails(200, r#"{"access_token":"a","token_type":"DPoP"}"#).retryable);
+    }
+
+    #[test]
+    fn transient_failures_are_retryable() {
+        for status in [500, 502, 503, 504, 429, 408] {
+            let f = fails(status, "oops");
+            assert!(f.retryable, "{status}");
+            assert_eq!(f.status, Some(status));
+            assert_eq!(f.error, None);
+        }
+        assert!(fails(400, r#"{"error":"temporarily_unavailable"}"#).retryable);
+        assert!(fails(200, "<html>garbage").retryable);
+    }
+
+    #[test]
+    fn odd_error_codes_are_not_repeated() {
+        let f = fails(400, "{\"error\":\"bad\\\"quote\"}");
+        assert_eq!(f.error, None);
+    }
+}

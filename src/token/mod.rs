@@ -1,0 +1,157 @@
+//! The client-credentials token client: one cached token per client, refreshed ahead of expiry,
+//! shared by any number of threads and tasks, resilient to IdP outages.
+//!
+//! - `config`: settings and the environment;
+//! - `auth`: client authentication (secret post/basic, private_key_jwt, client_secret_jwt);
+//! - `endpoint`: one token request, its classification, and retries within one call;
+//! - `retry`: backoff, jitter, Retry-After;
+//! - `cache`: the cached token, refresh-ahead, single-flight, backoff between calls.
+
+mod auth;
+mod cache;
+mod config;
+mod endpoint;
+mod retry;
+mod stats;
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::http::Http;
+
+pub use cache::Token;
+pub use config::{AuthMethod, TokenClientConfig};
+pub use stats::TokenStats;
+
+use cache::{Mode, Source, TokenCache};
+use endpoint::{Endpoint, Failed};
+
+struct Requester {
+    endpoint: Endpoint,
+}
+
+impl Source for Requester {
+    async fn fetch(&self, mode: Mode) -> Result<Token, Failed> {
+        let attempts = match mode {
+            Mode::Once => 1,
+            Mode::Retry => retry::MAX_ATTEMPTS,
+        };
+        let client_id = self.endpoint.auth().client_id();
+        match self.endpoint.request(attempts).await {
+            Ok(issued) => {
+                let token = Token::from_issued(issued);
+                log::info!(
+                    "token for client {client_id} obtained, valid for {:.0}s",
+                    token.remaining(crate::clock::instant()).as_secs_f64()
+                );
+                Ok(token)
+            }
+            Err(failed) => {
+                log::warn!(
+                    "token request for client {client_id} failed: {}",
+                    failed.failure.description
+                );
+                Err(failed)
+            }
+        }
+    }
+}
+
+/// Gets and keeps a client-credentials token. Cheap to clone; clones share the cache.
+#[derive(Clone)]
+pub struct TokenClient {
+    cache: Arc<TokenCache<Requester>>,
+    stats: Arc<TokenStats>,
+}
+
+impl std::fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TokenClient(client_id={:?}, auth_method={})",
+            self.client_id(),
+            self.auth_method()
+        )
+    }
+}
+
+impl TokenClient {
+    pub fn new(config: TokenClientConfig) -> Result<Self> {
+        let checked = config.validate()?;
+        let stats = Arc::new(TokenStats::default());
+        let endpoint = Endpoint::new(
+            Http::new(checked.http)?,
+            checked.token_url,
+            checked.issuer,
+            checked.auth,
+            checked.scope,
+            checked.audience,
+            stats.clone(),
+        );
+        let cache = TokenCache::new(
+            Requester { endpoint },
+            checked.refresh_margin,
+            stats.clone(),
+        );
+        Ok(TokenClient {
+            cache: Arc::new(cache),
+            stats,
+        })
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        &self.cache.source().endpoint
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.endpoint().auth().client_id()
+    }
+
+    pub fn auth_method(&self) -> AuthMethod {
+        self.endpoint().auth().method()
+    }
+
+    /// The algorithm of the client assertions (private_key_jwt, client_secret_jwt).
+    pub fn assertion_alg(&self) -> Option<&'static str> {
+        self.endpoint().auth().assertion_alg()
+    }
+
+    /// The key id of the private_key_jwt assertions.
+    pub fn key_id(&self) -> Option<&str> {
+        self.endpoint().auth().key_id()
+    }
+
+    /// The token endpoint, when known without a request (configured or already discovered).
+    pub fn token_url(&self) -> Option<String> {
+        self.endpoint().known_url()
+    }
+
+    pub fn stats(&self) -> &TokenStats {
+        &self.stats
+    }
+
+    /// A token usable now without any network wait, or None.
+    pub fn cached_token(&self) -> Option<Arc<Token>> {
+        self.cache.cached()
+    }
+
+    pub async fn get_token(&self) -> Result<Arc<Token>> {
+        self.cache.get().await
+    }
+
+    /// Like `get_token`, blocking the calling thread only when a request is needed.
+    pub fn get_token_blocking(&self) -> Result<Arc<Token>> {
+        match self.cache.cached() {
+            Some(token) => Ok(token),
+            None => crate::runtime::block_on(self.cache.get()),
+        }
+    }
+
+    /// Drops the cached token (with `Some(token)`: only if it is still that one).
+    pub fn invalidate(&self, token: Option<&str>) -> bool {
+        self.cache.invalidate(token)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -124,6 +124,28 @@ def test_private_key_jwt_with_an_explicit_kid(dev_idp: DevIdP) -> None:
     client.get_token()
 
 
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_private_key_jwt_with_a_jwk_private_key(
+    dev_idp: DevIdP, verifier: tw.Verifier, alg: str
+) -> None:
+    key = SigningKey.generate(alg, kid=f"{alg}-jwk")
+    dev_idp.add_client("jwt-agent", jwks=key.public_jwk())
+    private_jwk = key.private_jwk()
+    assert private_jwk["kid"] == f"{alg}-jwk" and "d" in private_jwk
+    client = make(dev_idp, client_id="jwt-agent", private_key=private_jwk)
+    assert client.auth_method == "private_key_jwt"
+    assert client.key_id == f"{alg}-jwk", "the kid comes from the JWK"
+    assert client.signing_alg == alg
+    assert verifier.verify(client.get_token())["azp"] == "jwt-agent"
+    assert private_jwk["d"] not in repr(client)
+
+
+def test_a_broken_jwk_private_key_is_a_config_error(dev_idp: DevIdP) -> None:
+    with pytest.raises(tw.ConfigError) as info:
+        make(dev_idp, client_id="jwt-agent", private_key={"kty": "EC", "crv": "P-256", "d": "AA"})
+    assert info.value.setting == "private_key"
+
+
 def test_private_key_jwt_with_an_unregistered_key_is_refused(dev_idp: DevIdP) -> None:
     dev_idp.add_client("jwt-agent", jwks=SigningKey.generate("ES256"))
     client = make(

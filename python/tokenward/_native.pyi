@@ -57,6 +57,8 @@ class SigningKey:
         """{"kty", "kid", "alg", "use": "sig", and n/e, or crv/x/y, or crv/x}."""
     def private_pem(self) -> str:
         """PKCS#8 PEM of the private key."""
+    def private_jwk(self) -> dict[str, Any]:
+        """The private key as a JWK (public members, kid and alg included)."""
     def sign(self, claims_json: str, header_json: str | None = None) -> str:
         """A compact JWS over `claims_json` (bytes as given). The header is
         {"alg": self.alg, "typ": "JWT", "kid": self.kid} updated with the members of

@@ -6,8 +6,11 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 use serde_json::Value;
 
 /// The key types the verifier accepts, each with the header algorithms it can check.
@@ -31,14 +34,91 @@ impl KeyKind {
     }
 }
 
+/// The largest signature we check: RSA-8192.
+const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// The aws-lc-rs algorithm that checks `alg`, as jsonwebtoken's aws-lc provider maps them.
+fn verification(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &sig::ED25519,
+        _ => return None,
+    })
+}
+
+fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
 pub struct VerifyingKey {
     pub kid: String,
     pub kind: KeyKind,
     /// The JWK's own `alg`, which the token's header must then equal.
     pub alg: Option<Algorithm>,
-    pub key: DecodingKey,
+    /// The key parsed once per algorithm it may check (aws-lc keeps an RSA key's Montgomery
+    /// set-up with it): a verify never rebuilds the key from its JWK.
+    parsed: Vec<(Algorithm, ParsedPublicKey)>,
     /// Identifies the key material, so a kid reused for another key is noticed.
     pub fingerprint: u64,
+}
+
+impl VerifyingKey {
+    /// Whether `signature` (base64url, as in the token) is this key's signature of `message`
+    /// under `alg`. False for an algorithm the key does not take.
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+        let Some((_, key)) = self.parsed.iter().find(|(a, _)| *a == alg) else {
+            return false;
+        };
+        let mut buf = [0u8; MAX_SIGNATURE_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) {
+            Ok(len) => key.verify_sig(message, &buf[..len]).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Parses the key material once for each algorithm this key may check.
+fn parse_material(
+    key: &DecodingKey,
+    kind: KeyKind,
+    alg: Option<Algorithm>,
+) -> Result<Vec<(Algorithm, ParsedPublicKey)>, String> {
+    let mut parsed = Vec::new();
+    for &candidate in crate::verify::ASYMMETRIC_ALGORITHMS {
+        if !kind.accepts(candidate) || alg.is_some_and(|a| a != candidate) {
+            continue;
+        }
+        let result = match key.kind() {
+            DecodingKeyKind::RsaModulusExponent { n, e } => {
+                let params = rsa_params(candidate).ok_or("not an RSA algorithm")?;
+                RsaPublicKeyComponents { n, e }.to_parsed_public_key(params)
+            }
+            DecodingKeyKind::SecretOrDer(bytes) => {
+                let algorithm = verification(candidate).ok_or("unsupported algorithm")?;
+                ParsedPublicKey::new(algorithm, bytes)
+            }
+        };
+        parsed.push((
+            candidate,
+            result.map_err(|e| format!("unusable key material: {e}"))?,
+        ));
+    }
+    Ok(parsed)
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -155,12 +235,13 @@ fn parse_key(entry: &Value) -> Result<VerifyingKey, String> {
         return Err("unknown alg".into());
     }
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable key material: {e}"))?;
+    let parsed = parse_material(&key, kind, alg)?;
     let kid = jwk.common.key_id.clone().unwrap_or_default();
     Ok(VerifyingKey {
         kid,
         kind,
         alg,
-        key,
+        parsed,
         fingerprint: fingerprint(&jwk.algorithm),
     })
 }

@@ -1,5 +1,6 @@
 //! `tokenward._native.SigningKey`.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serde_json::{Map, Value};
 
@@ -63,6 +64,14 @@ impl PySigningKey {
 
     fn private_pem(&self) -> &str {
         self.inner.private_pem()
+    }
+
+    /// The private key as a JWK dict (public members and kid included).
+    fn private_jwk<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.inner.private_jwk().map_err(|e| to_py(py, e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        convert::value(py, &value)
     }
 
     #[pyo3(signature = (claims_json, header_json = None))]

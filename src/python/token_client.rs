@@ -35,15 +35,17 @@ fn secret_text(
         return Ok(Some(Zeroizing::new(text.to_owned())));
     }
     if value.cast::<PyDict>().is_ok() {
-        return Err(to_py(
-            py,
-            Error::config(
-                setting,
-                "JWK private keys are not supported yet; pass the key as PEM",
-            ),
-        ));
+        // A JWK given as a dict: the core reads JWKs as JSON text.
+        let text: String = py
+            .import("json")?
+            .call_method1("dumps", (value,))?
+            .extract()?;
+        return Ok(Some(Zeroizing::new(text)));
     }
-    Err(to_py(py, Error::config(setting, "must be str or bytes")))
+    Err(to_py(
+        py,
+        Error::config(setting, "must be a PEM (str or bytes) or a JWK (dict)"),
+    ))
 }
 
 /// `scope` as a string or a sequence of scopes (joined with spaces, as OAuth sends them).

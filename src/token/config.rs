@@ -256,10 +256,7 @@ const NATURAL_ALGORITHMS: [&str; 4] = ["RS256", "ES256", "ES384", "EdDSA"];
 
 fn load_key(pem: &str, alg: Option<&str>, kid: Option<String>) -> Result<SigningKey> {
     if pem.trim_start().starts_with('{') {
-        return Err(Error::config(
-            "private_key",
-            "JWK private keys are not supported yet; pass the key as PEM",
-        ));
+        return SigningKey::from_jwk(pem, alg, kid);
     }
     if let Some(alg) = alg {
         return SigningKey::from_pem(pem, alg, kid).map_err(|e| match e {

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use super::Claims;
 use quick_cache::sync::Cache;
-use serde_json::{Map, Value};
 
 pub struct Entry {
-    pub claims: Arc<Map<String, Value>>,
+    pub claims: Claims,
     pub exp: f64,
     pub kid: Option<String>,
     /// The key that verified it: a hit is void once that key is no longer published.

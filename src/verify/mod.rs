@@ -7,7 +7,8 @@ mod policy;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
@@ -22,7 +23,54 @@ pub use policy::Policy;
 
 use cache::{Entry, TokenCache};
 
-pub type Claims = Arc<Map<String, Value>>;
+/// A verified token's claims, shared by the verified-token cache and every caller it serves.
+pub type Claims = Arc<VerifiedClaims>;
+
+/// The claims (a JSON object; derefs to it), plus one slot where a language binding may keep
+/// its own converted form, built once per cached token instead of once per call.
+pub struct VerifiedClaims {
+    map: Map<String, Value>,
+    converted: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl VerifiedClaims {
+    pub fn new(map: Map<String, Value>) -> Self {
+        VerifiedClaims {
+            map,
+            converted: OnceLock::new(),
+        }
+    }
+
+    pub fn map(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
+    /// The converted form a binding stored, if any (and if it is a `T`).
+    pub fn converted<T: Any>(&self) -> Option<&T> {
+        self.converted.get()?.downcast_ref::<T>()
+    }
+
+    /// Stores a converted form unless one is there already; returns the one kept. Never
+    /// blocks: two threads converting at once both succeed, and one result is kept.
+    pub fn set_converted<T: Any + Send + Sync>(&self, value: T) -> Option<&T> {
+        let _ = self.converted.set(Box::new(value));
+        self.converted::<T>()
+    }
+}
+
+impl std::ops::Deref for VerifiedClaims {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::fmt::Debug for VerifiedClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.map.fmt(f)
+    }
+}
 
 /// How many key fetches one verify may cause: the first lookup, and once more after a refetch.
 const MAX_FETCHES_PER_VERIFY: usize = 2;
@@ -87,7 +135,22 @@ impl Verifier {
 
     /// Verifies, blocking the calling thread while keys are fetched.
     pub fn verify_blocking(&self, token: &str) -> Result<Claims> {
-        crate::runtime::block_on(self.verify(token))
+        // Known keys need no runtime: only a fetch goes through it.
+        match self.attempt(token)? {
+            Step::Done(claims) => Ok(claims),
+            Step::Fetch(_) => crate::runtime::block_on(self.verify(token)),
+        }
+    }
+
+    /// The verified-token cache alone: `Ok(Some)` for a hit that still passes the policy,
+    /// `Ok(None)` for a miss (or no cache), `Err` for a cached token that no longer passes (it
+    /// has expired). No signature check, no lock held for long, no I/O: cheap enough to call
+    /// before anything else, e.g. without releasing an interpreter lock.
+    pub fn cached(&self, token: &str) -> Result<Option<Claims>> {
+        match self.lookup_cache(token, now()) {
+            Err(e) => self.reject(e),
+            ok => ok,
+        }
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims> {
@@ -125,27 +188,42 @@ impl Verifier {
         }
     }
 
-    fn attempt_inner(&self, token: &str) -> Result<Step> {
+    fn check_size(&self, token: &str) -> Result<()> {
         if token.len() > self.max_token_bytes {
             return Err(Error::invalid(
                 Code::TooLarge,
                 format!("the token is longer than {} bytes", self.max_token_bytes),
             ));
         }
+        Ok(())
+    }
+
+    fn lookup_cache(&self, token: &str, now: u64) -> Result<Option<Claims>> {
+        let Some(cache) = &self.cache else {
+            return Ok(None);
+        };
+        self.check_size(token)?;
+        let Some(hit) = cache.get(token) else {
+            return Ok(None);
+        };
+        let published = self.jwks.published_fingerprint(hit.kid.as_deref());
+        if published == Some(hit.key_fingerprint)
+            && (now as f64) < hit.exp + self.policy.leeway as f64
+        {
+            self.policy.check(&hit.claims, now)?;
+            Stats::bump(&self.stats.cache_hits);
+            Stats::bump(&self.stats.verified);
+            return Ok(Some(hit.claims.clone()));
+        }
+        cache.remove(token);
+        Ok(None)
+    }
+
+    fn attempt_inner(&self, token: &str) -> Result<Step> {
+        self.check_size(token)?;
         let now = now();
-        if let Some(cache) = &self.cache {
-            if let Some(hit) = cache.get(token) {
-                let published = self.jwks.published_fingerprint(hit.kid.as_deref());
-                if published == Some(hit.key_fingerprint)
-                    && (now as f64) < hit.exp + self.policy.leeway as f64
-                {
-                    self.policy.check(&hit.claims, now)?;
-                    Stats::bump(&self.stats.cache_hits);
-                    Stats::bump(&self.stats.verified);
-                    return Ok(Step::Done(hit.claims.clone()));
-                }
-                cache.remove(token);
-            }
+        if let Some(claims) = self.lookup_cache(token, now)? {
+            return Ok(Step::Done(claims));
         }
         let parts = jws::split(token, &self.algorithms)?;
         let key = match self.jwks.lookup(parts.header.kid.as_deref()) {
@@ -160,14 +238,7 @@ impl Verifier {
                 "the token's alg does not match its key",
             ));
         }
-        let valid = jsonwebtoken::crypto::verify(
-            parts.signature,
-            parts.signing_input.as_bytes(),
-            &key.key,
-            alg,
-        )
-        .unwrap_or(false);
-        if !valid {
+        if !key.verify(alg, parts.signing_input.as_bytes(), parts.signature) {
             return Err(Error::invalid(
                 Code::BadSignature,
                 "the signature does not verify",
@@ -175,7 +246,7 @@ impl Verifier {
         }
         let claims = jws::decode_payload(parts.payload)?;
         self.policy.check(&claims, now)?;
-        let claims = Arc::new(claims);
+        let claims = Arc::new(VerifiedClaims::new(claims));
         if let Some(cache) = &self.cache {
             // Only tokens with an exp are cached: the entry must never outlive the token.
             if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {

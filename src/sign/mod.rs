@@ -16,6 +16,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+mod jwk;
+
 pub struct SigningKey {
     alg: Algorithm,
     kid: String,
@@ -78,6 +80,14 @@ impl SigningKey {
         Self::build(alg, Zeroizing::new(pem.to_string()), kid)
     }
 
+    /// Loads a private JWK (RSA, EC P-256/P-384, Ed25519). `alg` and `kid` default to the
+    /// JWK's own, then to the key type's natural algorithm and the key's thumbprint.
+    pub fn from_jwk(text: &str, alg: Option<&str>, kid: Option<String>) -> Result<Self> {
+        let parsed = jwk::parse(text)?;
+        let alg = parse_alg(alg.unwrap_or(&parsed.alg))?;
+        Self::build(alg, parsed.pem, kid.or(parsed.kid))
+    }
+
     fn build(alg: Algorithm, pem: Zeroizing<String>, kid: Option<String>) -> Result<Self> {
         let bad = || Error::config("private_key", format!("not a PEM private key for {alg:?}"));
         let key = match alg.family() {
@@ -127,6 +137,25 @@ impl SigningKey {
 
     pub fn private_pem(&self) -> &str {
         &self.pem
+    }
+
+    /// The private key as a JWK (JSON text), public members and kid included.
+    pub fn private_jwk(&self) -> Result<Zeroizing<String>> {
+        let der = pem::parse(self.pem.as_bytes())
+            .map_err(|_| Error::config("private_key", "cannot export the key"))?;
+        // Only PKCS#8 can be exported; a PKCS#1 RSA PEM is wrapped on the way.
+        let pkcs8 = match der.tag() {
+            "PRIVATE KEY" => Zeroizing::new(der.contents().to_vec()),
+            _ => {
+                let pair = aws_lc_rs::rsa::KeyPair::from_der(der.contents())
+                    .map_err(|_| Error::config("private_key", "cannot export the key"))?;
+                let doc = pair
+                    .as_der()
+                    .map_err(|_| Error::config("private_key", "cannot export the key"))?;
+                Zeroizing::new(doc.as_ref().to_vec())
+            }
+        };
+        jwk::export(&pkcs8, self.alg_name(), &self.public_jwk)
     }
 
     /// A compact JWS over `payload` with header {alg, typ: JWT, kid} updated by `overrides`

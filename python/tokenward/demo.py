@@ -1,4 +1,5 @@
-"""`python -m tokenward demo`: a tour of the verifier against an embedded DevIdP.
+"""`python -m tokenward demo`: a tour of the verifier and the token client against an embedded
+DevIdP.
 
 Everything here goes over real HTTP on 127.0.0.1; the printed counts are read off the IdP."""
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import InvalidToken, KeySetUnavailable, Verifier
+from ._demo_agent import run as run_agent
 from .testing import DevIdP
 
 FLOOD = 1000
@@ -102,6 +104,9 @@ def run() -> int:
         else:
             report.step("no keys at all while the JWKS is down", False, "accepted")
         idp.set_fault("jwks", None)
+
+        print("\nAgent (client credentials, requests BearerAuth)")
+        run_agent(idp, report.step)
 
         stats = verifier.stats()
         print("\nVerifier stats: " + ", ".join(f"{k}={v}" for k, v in stats.items()))

@@ -32,7 +32,11 @@ fn name<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
         return PyString::new(py, key);
     }
     // The lock is never held while Python code could run (making a string may run the GC).
-    if let Some(known) = NAMES.lock().ok().and_then(|m| m.get(key).map(|s| s.clone_ref(py))) {
+    if let Some(known) = NAMES
+        .lock()
+        .ok()
+        .and_then(|m| m.get(key).map(|s| s.clone_ref(py)))
+    {
         return known.into_bound(py);
     }
     let made = PyString::intern(py, key);
@@ -85,7 +89,10 @@ enum Node {
 }
 
 impl Node {
-    fn dict<'py>(py: Python<'py>, map: &Map<String, Value>) -> PyResult<(Bound<'py, PyDict>, Node)> {
+    fn dict<'py>(
+        py: Python<'py>,
+        map: &Map<String, Value>,
+    ) -> PyResult<(Bound<'py, PyDict>, Node)> {
         let out = PyDict::new(py);
         let mut children = Vec::new();
         for (k, v) in map {

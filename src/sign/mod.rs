@@ -94,7 +94,7 @@ impl SigningKey {
             AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| bad())?,
             AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|_| bad())?,
             AlgorithmFamily::Ed => EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|_| bad())?,
-            AlgorithmFamily::Hmac => unreachable!("parse_alg refuses HMAC"),
+            AlgorithmFamily::Hmac => return Err(bad()),
         };
         let jwk = Jwk::from_encoding_key(&key, alg).map_err(|_| bad())?;
         let kid = match kid {

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Code, Error, Result};
 use crate::http::Http;
-use crate::jwks::{JwksCache, Lookup};
+use crate::jwks::{JwksCache, Lookup, Ticket};
 use crate::stats::Stats;
 
 pub use config::{VerifierConfig, ASYMMETRIC_ALGORITHMS};
@@ -72,7 +72,7 @@ impl std::fmt::Debug for VerifiedClaims {
     }
 }
 
-/// How many key fetches one verify may cause: the first lookup, and once more after a refetch.
+/// How many key fetches one verify may cause: one for an empty cache, one for an unknown kid.
 const MAX_FETCHES_PER_VERIFY: usize = 2;
 
 pub struct Verifier {
@@ -86,7 +86,8 @@ pub struct Verifier {
 
 enum Step {
     Done(Claims),
-    Fetch(crate::jwks::Lookup),
+    /// Keys must be fetched first; then try again.
+    Fetch(Ticket),
 }
 
 fn now() -> u64 {
@@ -157,15 +158,17 @@ impl Verifier {
         for _ in 0..MAX_FETCHES_PER_VERIFY {
             match self.attempt(token)? {
                 Step::Done(claims) => return Ok(claims),
-                Step::Fetch(Lookup::Fetch(ticket)) => self.jwks.fetch(ticket).await?,
-                Step::Fetch(_) => unreachable!("attempt only defers on Lookup::Fetch"),
+                Step::Fetch(ticket) => self.jwks.fetch(ticket).await?,
             }
         }
-        // Keys changed under us twice in one call: answer as a plain unknown kid.
-        self.reject(Error::invalid(
-            Code::UnknownKid,
-            "the token's kid is not in the key set",
-        ))
+        match self.attempt(token)? {
+            Step::Done(claims) => Ok(claims),
+            // Keys changed under us on every try: answer as a plain unknown kid.
+            Step::Fetch(_) => self.reject(Error::invalid(
+                Code::UnknownKid,
+                "the token's kid is not in the key set",
+            )),
+        }
     }
 
     /// Fetches the key set now. Fails with `KeySetUnavailable` when the fetch fails (the keys
@@ -229,7 +232,7 @@ impl Verifier {
         let key = match self.jwks.lookup(parts.header.kid.as_deref()) {
             Lookup::Found(key) => key,
             Lookup::Rejected(e) => return Err(e),
-            fetch @ Lookup::Fetch(_) => return Ok(Step::Fetch(fetch)),
+            Lookup::Fetch(ticket) => return Ok(Step::Fetch(ticket)),
         };
         let alg = parts.header.alg;
         if !key.kind.accepts(alg) || key.alg.is_some_and(|a| a != alg) {

@@ -29,6 +29,11 @@ test-rust:
 test-python: dev
 	$(PY) -m pytest -q
 
+# Only the end-to-end suite against a real Keycloak (`make test` runs it too); README.md,
+# "End-to-end against Keycloak".
+test-keycloak: dev
+	$(PY) -m pytest -q -m keycloak
+
 demo: dev
 	$(PY) -m tokenward demo
 

@@ -179,7 +179,13 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
             }
             Err(reason) => {
                 let kid = entry.get("kid").and_then(Value::as_str).unwrap_or("<none>");
-                log::warn!("JWKS key #{index} (kid {kid:?}) skipped: {reason}");
+                // Encryption keys sit in every Keycloak realm's set: expected, so not a warning.
+                let level = if entry.get("use").and_then(Value::as_str) == Some("enc") {
+                    log::Level::Info
+                } else {
+                    log::Level::Warn
+                };
+                log::log!(level, "JWKS key #{index} (kid {kid:?}) skipped: {reason}");
             }
         }
     }

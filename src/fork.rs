@@ -3,6 +3,8 @@
 //! would be dead weight (or a deadlock) in the child. `ForkLocal` rebuilds its value the first
 //! time it is used in a new process.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use parking_lot::Mutex;
 
 pub struct ForkLocal<T: Clone> {
@@ -42,4 +44,35 @@ impl<T: Clone> ForkLocal<T> {
 /// The current process id, cheap enough for hot paths.
 pub fn pid() -> u32 {
     std::process::id()
+}
+
+/// "One background task at a time, per process": a claim made by a parent process means
+/// nothing in its child, whose copy of the task never runs.
+pub struct ProcessClaim(AtomicU32);
+
+impl ProcessClaim {
+    pub const fn new() -> Self {
+        ProcessClaim(AtomicU32::new(0))
+    }
+
+    /// True when this process now holds the claim (and must `release` it when done).
+    pub fn try_claim(&self) -> bool {
+        let pid = pid();
+        let current = self.0.load(Ordering::Acquire);
+        current != pid
+            && self
+                .0
+                .compare_exchange(current, pid, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    pub fn release(&self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+impl Default for ProcessClaim {
+    fn default() -> Self {
+        Self::new()
+    }
 }

@@ -10,6 +10,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import select
+import signal
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -142,3 +145,29 @@ def expect_invalid(
     assert info.value.code in codes, f"expected {sorted(codes)}, got {info.value.code!r}"
     assert_no_token_leak(info.value, token)
     return info.value
+
+
+#: How long a forked child may take before a fork test fails.
+CHILD_TIMEOUT = 60.0
+
+
+def read_child_report(fd: int, pid: int) -> dict[str, Any]:
+    """The JSON a forked child wrote to the pipe `fd`; fails the test if the child hung, exited
+    non-zero or wrote nothing."""
+    chunks: list[bytes] = []
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], CHILD_TIMEOUT)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                pytest.fail("the forked child hung")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert chunks, "the child reported nothing"
+    return json.loads(b"".join(chunks))

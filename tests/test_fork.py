@@ -8,14 +8,12 @@ import json
 import multiprocessing
 import os
 import queue
-import select
-import signal
 import sys
 from typing import Any
 
 import pytest
 import tokenward as tw
-from _helpers import MakeVerifier, header_of
+from _helpers import CHILD_TIMEOUT, MakeVerifier, header_of, read_child_report
 from tokenward.testing import DevIdP
 
 pytestmark = [
@@ -23,7 +21,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork.*:DeprecationWarning"),
 ]
 
-CHILD_TIMEOUT = 60.0
 
 
 def _verify_all(v: tw.Verifier, tokens: dict[str, str]) -> dict[str, Any]:
@@ -51,26 +48,6 @@ def _tokens_after_rotation(idp: DevIdP, v: tw.Verifier) -> dict[str, str]:
     return tokens
 
 
-def _read_child(fd: int, pid: int) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    try:
-        while True:
-            ready, _, _ = select.select([fd], [], [], CHILD_TIMEOUT)
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                pytest.fail("the forked child hung")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert chunks, "the child reported nothing"
-    return json.loads(b"".join(chunks))
-
-
 def test_os_fork_child_verifies_and_picks_up_a_rotated_key(
     dev_idp: DevIdP, make_verifier: MakeVerifier
 ) -> None:
@@ -89,7 +66,7 @@ def test_os_fork_child_verifies_and_picks_up_a_rotated_key(
         finally:
             os._exit(code)
     os.close(write_fd)
-    report = _read_child(read_fd, pid)
+    report = read_child_report(read_fd, pid)
     assert report == {"known": "known", "rotated": "rotated"}
     assert dev_idp.hits["jwks"] == 2, "the child fetched the rotated key set itself"
     # The parent is unaffected, and fetches for itself.

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
 import sys
 
 import pytest
 import tokenward as tw
+from _helpers import read_child_report
 from tokenward.testing import DevIdP
 
 pytestmark = [
@@ -18,7 +17,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork.*:DeprecationWarning"),
 ]
 
-CHILD_TIMEOUT = 60.0
 
 
 def test_forked_child_uses_the_cache_and_fetches_for_itself(dev_idp: DevIdP) -> None:
@@ -44,22 +42,7 @@ def test_forked_child_uses_the_cache_and_fetches_for_itself(dev_idp: DevIdP) -> 
         finally:
             os._exit(code)
     os.close(write_fd)
-    chunks: list[bytes] = []
-    try:
-        while True:
-            ready, _, _ = select.select([read_fd], [], [], CHILD_TIMEOUT)
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                pytest.fail("the forked child hung")
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_fd)
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    report = json.loads(b"".join(chunks))
+    report = read_child_report(read_fd, pid)
     assert report["cached"] == parent_token
     assert report["fresh"] != parent_token
     assert dev_idp.hits["token"] == 2, "the child fetched its own token"

@@ -4,7 +4,7 @@
 //! - an unknown kid triggers one shared refetch, then at most one per cooldown;
 //! - a failed fetch keeps the last good keys, served up to `max_stale` past expiry.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
 use crate::error::{Code, Error, Result};
-use crate::fork::{self, ForkLocal};
+use crate::fork::{ForkLocal, ProcessClaim};
 use crate::http::Http;
 use crate::stats::Stats;
 
@@ -88,7 +88,7 @@ pub struct JwksCache {
     generation: AtomicU64,
     gate: ForkLocal<Arc<tokio::sync::Mutex<()>>>,
     /// The pid of the process whose background refresh is running, or 0.
-    refreshing: AtomicU32,
+    refreshing: ProcessClaim,
     stats: Arc<Stats>,
 }
 
@@ -108,7 +108,7 @@ impl JwksCache {
             control: Mutex::new(Control::default()),
             generation: AtomicU64::new(0),
             gate: ForkLocal::new(|| Arc::new(tokio::sync::Mutex::new(()))),
-            refreshing: AtomicU32::new(0),
+            refreshing: ProcessClaim::new(),
             stats,
         }
     }
@@ -265,15 +265,7 @@ impl JwksCache {
         if self.control.lock().retry_after.is_some_and(|t| now < t) {
             return;
         }
-        let pid = fork::pid();
-        let current = self.refreshing.load(Ordering::Acquire);
-        // A marker left by the parent process means nothing here: its task did not survive fork.
-        if current == pid
-            || self
-                .refreshing
-                .compare_exchange(current, pid, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
+        if !self.refreshing.try_claim() {
             return;
         }
         Stats::bump(&self.stats.refreshes_ahead);
@@ -286,7 +278,7 @@ impl JwksCache {
             if let Err(e) = cache.fetch(ticket).await {
                 log::warn!("background JWKS refresh failed: {e}");
             }
-            cache.refreshing.store(0, Ordering::Release);
+            cache.refreshing.release();
         });
     }
 }

@@ -3,7 +3,7 @@
 //! Time is `crate::clock`'s, so tests can move it forward instead of waiting.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::fork::{self, ForkLocal};
+use crate::fork::{ForkLocal, ProcessClaim};
 
 use super::endpoint::{Failed, Issued};
 use super::retry;
@@ -152,7 +152,7 @@ pub struct TokenCache<S> {
     backoff: Mutex<Backoff>,
     gate: ForkLocal<Arc<tokio::sync::Mutex<()>>>,
     /// The pid of the process whose background refresh is running, or 0.
-    refreshing: AtomicU32,
+    refreshing: ProcessClaim,
     stats: Arc<TokenStats>,
 }
 
@@ -166,7 +166,7 @@ impl<S: Source> TokenCache<S> {
             outcome: Mutex::new(None),
             backoff: Mutex::new(Backoff::default()),
             gate: ForkLocal::new(|| Arc::new(tokio::sync::Mutex::new(()))),
-            refreshing: AtomicU32::new(0),
+            refreshing: ProcessClaim::new(),
             stats,
         }
     }
@@ -298,15 +298,7 @@ impl<S: Source> TokenCache<S> {
         if self.backing_off(now) {
             return;
         }
-        let pid = fork::pid();
-        let current = self.refreshing.load(Ordering::Acquire);
-        // A marker left by the parent process means nothing here: its task did not survive fork.
-        if current == pid
-            || self
-                .refreshing
-                .compare_exchange(current, pid, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
+        if !self.refreshing.try_claim() {
             return;
         }
         TokenStats::bump(&self.stats.refreshes_ahead);
@@ -321,7 +313,7 @@ impl<S: Source> TokenCache<S> {
                     let _ = cache.fetch_locked().await;
                 }
             }
-            cache.refreshing.store(0, Ordering::Release);
+            cache.refreshing.release();
         });
     }
 

@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 dev: venv
 	$(MATURIN) develop -q
 
-test: test-rust test-python
+test: test-rust test-python bench-smoke
 
 test-rust:
 	cargo test -q
@@ -51,3 +51,36 @@ fmt:
 
 clean:
 	rm -rf target dist $(VENV)
+
+# ---- benchmarks (issue 6): benches/core.rs (criterion) and benches/python (the comparison) ----
+# Their own virtualenv with a release wheel: `make dev` installs a debug build into .venv, and
+# tests and benches must not fight over which build is installed. The request-level figures use
+# wrk when it is installed (Debian: `apt-get install -y wrk`), else an async httpx driver.
+BENCH_VENV   := .venv-bench
+BENCH_PY     := $(BENCH_VENV)/bin/python
+BENCH_STAMP  := $(BENCH_VENV)/.bench-deps-stamp
+BENCH_WHEELS := target/bench-wheel
+
+.PHONY: bench bench-venv bench-smoke
+
+$(BENCH_STAMP): benches/python/requirements.txt
+	test -x $(BENCH_PY) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q -r benches/python/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench-venv: $(BENCH_STAMP)
+
+# The release wheel is rebuilt (incrementally) on every run, so the figures are of this code.
+bench: bench-venv
+	rm -rf $(BENCH_WHEELS)
+	$(BENCH_VENV)/bin/maturin build --release -q -o $(BENCH_WHEELS)
+	$(BENCH_VENV)/bin/pip install -q --force-reinstall --no-deps $(BENCH_WHEELS)/tokenward-*.whl
+	cargo bench --bench core
+	$(BENCH_PY) benches/python/run.py --out bench-results
+
+# Every bench once, briefly, so CI keeps them working (figures from it mean nothing): the Rust
+# benches run once each in the test profile, the comparison against `make dev`'s debug build.
+bench-smoke: bench-venv dev
+	cargo test -q --bench core
+	PYTHONPATH=python $(BENCH_PY) benches/python/run.py --smoke --out target/bench-smoke

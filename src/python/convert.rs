@@ -8,7 +8,7 @@
 //!   lists are copied for each call, so a caller that mutates its claims changes nobody else's.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -152,28 +152,36 @@ impl Node {
     }
 }
 
-/// What a cache entry keeps: the template of its claims dict.
-struct Template(Node);
+/// What a cache entry keeps: the template of its claims dict, made on the second conversion
+/// (a token verified once and never again costs no more than a direct conversion).
+#[derive(Default)]
+struct Template(OnceLock<Node>);
 
 /// The claims as a fresh dict.
 pub fn claims<'py>(py: Python<'py>, claims: &Claims) -> PyResult<Bound<'py, PyDict>> {
-    // Claims nobody else holds (the cache is off, or did not keep them) are converted once,
-    // directly; claims the cache keeps get a template on their first conversion.
+    // Claims nobody else holds (the cache is off, or did not keep them) are converted directly.
     if Arc::strong_count(claims) == 1 {
         return dict(py, claims.map());
     }
-    let template = match claims.converted::<Template>() {
-        Some(template) => template,
+    let Some(template) = claims.converted::<Template>() else {
+        // First conversion of a cached token: direct, and mark it seen. (Setting never blocks;
+        // should another thread set it first, either marker serves.)
+        claims.set_converted(Template::default());
+        return dict(py, claims.map());
+    };
+    let node = match template.0.get() {
+        Some(node) => node,
         None => {
-            let (_, node) = Node::dict(py, claims.map())?;
-            // Another thread may have stored one meanwhile: either serves.
-            match claims.set_converted(Template(node)) {
-                Some(template) => template,
-                None => return dict(py, claims.map()),
+            let (out, node) = Node::dict(py, claims.map())?;
+            // Another thread may have stored its template meanwhile: this one is then dropped,
+            // and the dict built for it (now referenced by nothing else) goes to this caller.
+            if template.0.set(node).is_err() {
+                return Ok(out);
             }
+            template.0.get().expect("just set")
         }
     };
-    Ok(template.0.fresh(py)?.cast_into::<PyDict>()?)
+    Ok(node.fresh(py)?.cast_into::<PyDict>()?)
 }
 
 /// Claims crossing an async bridge; turned into a dict once back with the GIL.

@@ -131,12 +131,10 @@ impl JwksCache {
 
     pub fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
         let now = crate::clock::instant();
-        let ticket = |reason| {
-            Lookup::Fetch(Ticket {
-                generation: self.generation.load(Ordering::Acquire),
-                reason,
-            })
-        };
+        // Read before the snapshot: a fetch stores its snapshot before it bumps the generation,
+        // so a ticket never names a generation older than the keys this lookup saw.
+        let generation = self.generation.load(Ordering::Acquire);
+        let ticket = |reason| Lookup::Fetch(Ticket { generation, reason });
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
             return self.unless_backing_off(now, ticket(Reason::NoKeys));
@@ -160,6 +158,15 @@ impl JwksCache {
             .is_some_and(|t| now.saturating_duration_since(t) < self.policy.cooldown);
         drop(control);
         if cooling {
+            // The refetch that started the cooldown may have stored its keys after our load.
+            if let Some(key) = self
+                .snapshot
+                .load()
+                .as_ref()
+                .and_then(|s| s.keys.get(kid).cloned())
+            {
+                return Lookup::Found(key);
+            }
             Stats::bump(&self.stats.unknown_kid_rejected);
             Lookup::Rejected(unknown_kid(kid))
         } else {

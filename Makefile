@@ -83,4 +83,4 @@ bench: bench-venv
 # benches run once each in the test profile, the comparison against `make dev`'s debug build.
 bench-smoke: bench-venv dev
 	cargo test -q --bench core
-	PYTHONPATH=python $(BENCH_PY) benches/python/run.py --smoke --out target/bench-smoke
+	PYTHONPATH=$(CURDIR)/python $(BENCH_PY) benches/python/run.py --smoke --out target/bench-smoke

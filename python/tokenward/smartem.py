@@ -40,7 +40,7 @@ import requests
 from fastapi import HTTPException, Request
 
 from .errors import InvalidToken, KeySetUnavailable, TokenRequestError, TokenwardError
-from .fastapi import parse_authorization
+from .fastapi import authorization_header, parse_authorization, request_path
 from .verifier import Verifier
 
 if TYPE_CHECKING:
@@ -122,9 +122,10 @@ def _get_verifier() -> Verifier:
 async def verify_token(request: Request) -> dict[str, Any] | None:
     """Route dependency: the verified claims, or None for an exempt path; 401 (or 503 when no
     signing keys can be had) otherwise."""
-    if request.url.path in EXEMPT_PATHS:
+    scope = request.scope
+    if request_path(scope) in EXEMPT_PATHS:
         return None
-    kind, token = parse_authorization(request.headers.get("authorization"))
+    kind, token = parse_authorization(authorization_header(scope))
     if kind in ("missing", "not_bearer"):
         raise _unauthorized("Missing or malformed Authorization header")
     if kind == "empty" or token is None:

@@ -12,9 +12,9 @@ Modes:
   (what FastAPI's dependency machinery costs by itself);
 - `tokenward-minimal`: an app-wide dependency reading the header and awaiting
   `Verifier.verify_async` (tokenward's own cost, without the drop-in's checks and errors);
-- `tokenward-middleware`: the same check as a pure ASGI middleware instead of a FastAPI
-  dependency (a bench-local prototype: what app-wide protection costs without FastAPI's
-  dependency machinery; the claims go to `request.state.claims`).
+- `tokenward-middleware`: `tokenward.middleware.BearerAuthMiddleware` with an `Authenticator`,
+  app-wide (no FastAPI dependency: what protection costs without FastAPI's dependency
+  machinery).
 
 GET /items answers a small JSON document; GET /health is exempt everywhere (readiness probe).
 """
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from typing import Any
 
 import uvicorn
@@ -60,41 +62,6 @@ def pyjwt_dependency() -> Any:
             raise unauthorized("Token azp not permitted") from exc
 
     return verify_token
-
-
-class BearerMiddleware:
-    """App-wide bearer-token check as a pure ASGI middleware (bench-local prototype)."""
-
-    def __init__(self, app: Any) -> None:
-        import tokenward
-
-        self.app = app
-        self.verifier = tokenward.Verifier.from_env()
-        self.invalid = tokenward.InvalidToken
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
-            return await self.app(scope, receive, send)
-        token = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if value[:7].lower() == b"bearer ":
-                    token = value[7:].strip()
-                break
-        if not token:
-            return await self.unauthorized(send)
-        try:
-            claims = await self.verifier.verify_async(token)
-        except self.invalid:
-            return await self.unauthorized(send)
-        scope.setdefault("state", {})["claims"] = claims
-        return await self.app(scope, receive, send)
-
-    @staticmethod
-    async def unauthorized(send: Any) -> None:
-        headers = [(b"www-authenticate", b"Bearer"), (b"content-length", b"0")]
-        await send({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
 
 
 def make_app(mode: str) -> FastAPI:
@@ -135,12 +102,16 @@ def make_app(mode: str) -> FastAPI:
 
         dependencies = [Depends(minimal)]
     elif mode == "tokenward-middleware":
+        from tokenward.fastapi import Authenticator
+        from tokenward.middleware import BearerAuthMiddleware
+
         dependencies = []
+        middleware = Authenticator(exempt_paths=EXEMPT_PATHS, allowlist=False)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     app = FastAPI(dependencies=dependencies)
     if mode == "tokenward-middleware":
-        app.add_middleware(BearerMiddleware)
+        app.add_middleware(BearerAuthMiddleware, authenticator=middleware)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -153,8 +124,21 @@ def make_app(mode: str) -> FastAPI:
     return app
 
 
+def _exit_with_parent() -> None:
+    """A bench server never outlives the bench that started it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> None:
     mode, port = sys.argv[1], int(sys.argv[2])
+    _exit_with_parent()
     uvicorn.run(make_app(mode), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -30,6 +30,20 @@ MODES: tuple[str, ...] = (
     "tokenward-middleware",
 )
 CONNECTIONS = 32
+#: The mode the FastAPI target is judged on: tokenward's app-wide form.
+PROTECTED = "tokenward-middleware"
+
+
+def _pinned(command: list[str], cpu: int) -> list[str]:
+    """`command` pinned to one CPU when the machine has two or more and `taskset` is there:
+    the server on one core and the load generator on the other, so the scheduler does not move
+    them onto each other's core between runs (one of the larger sources of run-to-run noise)."""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", str(cpu), *command]
+    return command
+
+
+SERVER_CPU, DRIVER_CPU = 0, 1
 
 
 def _free_port() -> int:
@@ -49,7 +63,9 @@ class Server:
         env = dict(os.environ, KEYCLOAK_URL=base, KEYCLOAK_REALM=REALM, KEYCLOAK_ALLOWED_AZP=AZP)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "app.py"), mode, str(self.port)], env=env, cwd=HERE
+            _pinned([sys.executable, str(HERE / "app.py"), mode, str(self.port)], SERVER_CPU),
+            env=env,
+            cwd=HERE,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -86,7 +102,7 @@ def wrk(url: str, token: str | None, seconds: float) -> dict[str, Any]:
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(
-        [*command, url], capture_output=True, text=True, timeout=seconds + 30, check=True
+        _pinned([*command, url], DRIVER_CPU), capture_output=True, text=True, timeout=seconds + 30, check=True
     ).stdout
     result: dict[str, Any] = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for pct in ("50", "90", "99"):
@@ -151,7 +167,7 @@ def run_fastapi(realm: Realm, repeats: int, seconds: float) -> dict[str, Any]:
     token = realm.tokens["RS256"].token
     servers: dict[str, Server] = {}
     # The target's pair first and side by side: each repeat's ratio is taken within it.
-    order = ["none", "tokenward", *(m for m in MODES if m not in ("none", "tokenward"))]
+    order = ["none", PROTECTED, *(m for m in MODES if m not in ("none", PROTECTED))]
     plan = [(mode, mode, token) for mode in order]
     plan.insert(2, (NO_HEADER, "none", None))
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in plan}
@@ -160,13 +176,18 @@ def run_fastapi(realm: Realm, repeats: int, seconds: float) -> dict[str, Any]:
             servers[mode] = Server(mode, realm)
         for _, mode, sent in plan:  # warm-up: imports, JWKS fetch, caches
             driver(f"{servers[mode].url}/items", sent, 1)
-        for _ in range(repeats):
-            for label, mode, sent in plan:
+        for repeat in range(repeats):
+            # The target's pair runs back to back, in alternating order, so a drift of the
+            # machine's speed within a repeat favours neither.
+            pair = plan[:2] if repeat % 2 == 0 else plan[1::-1]
+            for label, mode, sent in pair + plan[2:]:
                 result = driver(f"{servers[mode].url}/items", sent, seconds)
                 if result["non_2xx"]:
                     raise RuntimeError(f"{label}: {result['non_2xx']} requests failed")
                 runs[label].append(result)
     finally:
+        for server in servers.values():
+            server.proc.terminate()
         for server in servers.values():
             server.close()
     rows = []

@@ -10,12 +10,20 @@ from typing import Any
 
 from client import AUTHLIB, BY_HAND, NOOP, REQUESTS_AUTH, TW_HTTPX, TW_REQUESTS
 from fixtures import ALGORITHMS
-from micro import FLOOR, JOSERFC, PYJWKCLIENT, PYJWT, TW_CACHED, TW_CACHED_ASYNC, TW_UNCACHED
+from load import PROTECTED
+from micro import (
+    FLOOR,
+    GIL_FREE_REFERENCE,
+    JOSERFC,
+    PYJWKCLIENT,
+    PYJWT,
+    TW_CACHED,
+    TW_CACHED_ASYNC,
+    TW_UNCACHED,
+)
 
 VERIFY_ORDER = (FLOOR, PYJWT, PYJWKCLIENT, JOSERFC, TW_UNCACHED, TW_CACHED, TW_CACHED_ASYNC)
 CLIENT_ORDER = (BY_HAND, TW_REQUESTS, TW_HTTPX, REQUESTS_AUTH, AUTHLIB)
-#: The FastAPI mode the target is judged on: the drop-in for SmartEM's dependency.
-PROTECTED = "tokenward"
 MODE_LABELS = {
     "none": "no auth",
     "none-without-token": "no auth, requests without the token header",
@@ -24,7 +32,7 @@ MODE_LABELS = {
     "tokenward": "tokenward.smartem.verify_token (drop-in)",
     "tokenward-fastapi": "tokenward.fastapi Authenticator.app_dependency",
     "tokenward-minimal": "minimal dependency: await Verifier.verify_async",
-    "tokenward-middleware": "pure ASGI middleware: await Verifier.verify_async (prototype)",
+    "tokenward-middleware": "tokenward.middleware.BearerAuthMiddleware (app-wide)",
 }
 
 
@@ -86,11 +94,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add("two threads / one thread, uncached RS256", ">= 1.7x", scaling, lambda x: x >= 1.7)
     fastapi = results.get("fastapi", {})
     rows = {r["mode"]: r for r in fastapi.get("rows", [])} if fastapi.get("driver") == "wrk" else {}
-    kept = rows[PROTECTED]["of_none"] if PROTECTED in rows else None
+
+    def kept(mode: str) -> float | None:
+        return 100 * rows[mode]["of_none"] if mode in rows else None
+
     add(
-        "FastAPI: tokenward-protected / unprotected requests per second",
+        "FastAPI: BearerAuthMiddleware-protected / unprotected requests per second",
         ">= 90 %",
-        None if kept is None else kept * 100,
+        kept(PROTECTED),
+        lambda x: x >= 90,
+    )
+    add(
+        "(for reference) the same with the SmartEM drop-in dependency",
+        ">= 90 %",
+        kept("tokenward"),
         lambda x: x >= 90,
     )
     bearer = next(
@@ -138,6 +155,19 @@ def markdown(results: dict[str, Any]) -> str:
             (
                 "Spread (p25–p75 across rounds) is in latest.json. The floor is "
                 "`public_key.verify(...)` on the same key and bytes."
+            ),
+            "",
+        ]
+    reference = next(
+        (t for t in results.get("threads", []) if t["name"] == GIL_FREE_REFERENCE), None
+    )
+    if reference is not None and reference["scaling"] < 1.7:
+        lines += [
+            (
+                f"**The second core was busy during this run**: the GIL-free reference scaled "
+                f"only {reference['scaling']:.2f}x on two threads. The two-thread and "
+                "request-level figures below are not representative; run again when the "
+                "machine is quiet."
             ),
             "",
         ]
@@ -263,14 +293,16 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     ax = axes[1][0]
     rows = results.get("fastapi", {}).get("rows", [])
-    ax.barh([MODE_LABELS.get(r["mode"], r["mode"]) for r in rows], [r["rps"] for r in rows])
+    # The paired ratio, as the target is judged (not the ratio of the modes' medians).
+    ax.barh(
+        [MODE_LABELS.get(r["mode"], r["mode"]) for r in rows], [100 * r["of_none"] for r in rows]
+    )
     if rows:
-        none = next(r["rps"] for r in rows if r["mode"] == "none")
-        ax.axvline(0.9 * none, color="red", linestyle="--", label="90 % of no auth")
+        ax.axvline(90, color="red", linestyle="--", label="target 90 %")
         ax.legend(fontsize=7)
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=7)
-    ax.set_xlabel("requests per second")
+    ax.set_xlabel("% of the unprotected requests per second (median of paired runs)")
     ax.set_title("FastAPI under uvicorn (one worker)")
 
     ax = axes[1][1]

@@ -101,7 +101,7 @@ def main() -> None:
         asgi_rounds, asgi_batch, fastapi_repeats, fastapi_seconds = 2, 200, 1, 1.0
     else:
         rounds, batch, thread_repeats, thread_seconds = 15, 0.1, 11, 0.5
-        asgi_rounds, asgi_batch, fastapi_repeats, fastapi_seconds = 9, 3000, 5, 6.0
+        asgi_rounds, asgi_batch, fastapi_repeats, fastapi_seconds = 9, 3000, 12, 2.0
 
     results: dict[str, Any] = {
         "meta": {

@@ -245,7 +245,7 @@ _STATE_KEY = "_tokenward_identities"
 Identity = tuple[dict[str, Any], str]
 
 
-def recalled_identity(scope: MutableMapping[str, Any], authenticator: object) -> Identity | None:
+def recalled_identity(scope: Mapping[str, Any], authenticator: object) -> Identity | None:
     """The identity `authenticator` verified earlier in this request, if any."""
     identities = scope.get("state", {}).get(_STATE_KEY)
     return None if identities is None else identities.get(id(authenticator))
@@ -270,7 +270,8 @@ class Authenticator:
         roles; None reads `$TOKENWARD_ROLE_CLIENTS` (comma list).
     realm_roles: whether `realm_access.roles` count (False: only the client roles do).
     exempt_paths: paths (`request.url.path`, exact match) for which `app_dependency` and
-        `BearerAuthMiddleware` let a request through without a token. Per-route `claims`/`user` always require one.
+        `BearerAuthMiddleware` let a request through without a token. Per-route
+        `claims`/`user` always require one.
     allowlist: an `EmailAllowlist`, or a path to one; None reads `$TOKENWARD_ALLOWLIST_FILE`;
         False turns it off.
     retry_after: seconds sent in `Retry-After` with the 503 when no keys can be had.
@@ -369,7 +370,7 @@ class Authenticator:
             headers={"Retry-After": str(self.retry_after)},
         )
 
-    async def authenticate(self, request: Request) -> tuple[dict[str, Any], str]:
+    async def authenticate(self, request: Request) -> Identity:
         """The verified claims and the raw token of this request, or an HTTPException.
 
         The result is kept in the request's state, so several dependencies of one request (and
@@ -380,7 +381,7 @@ class Authenticator:
             remember_identity(request.scope, self, identity)
         return identity
 
-    async def verify_authorization(self, header: str | None) -> tuple[dict[str, Any], str]:
+    async def verify_authorization(self, header: str | None) -> Identity:
         """The verified claims and the raw token of an `Authorization` header value, or an
         HTTPException: 401, 403 (allowlist), 503 (no signing keys) or 500 (not configured)."""
         kind, token = parse_authorization(header)

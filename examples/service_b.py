@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 from tokenward.fastapi import Authenticator, User
+from tokenward.middleware import BearerAuthMiddleware
 
 
 def describe(user: User, service: str) -> dict[str, Any]:
@@ -29,9 +30,13 @@ def describe(user: User, service: str) -> dict[str, Any]:
 
 
 def create_app(auth: Authenticator | None = None) -> FastAPI:
-    """Service B. Every route needs a valid token except `/health`."""
+    """Service B. Every route needs a valid token except `/health`.
+
+    Protected by the middleware (service A shows the dependency form): it checks every request
+    before routing, and `auth.user` below reuses what it verified."""
     auth = auth or Authenticator(exempt_paths={"/health"})
-    app = FastAPI(title="tokenward example: service B", dependencies=[Depends(auth.app_dependency)])
+    app = FastAPI(title="tokenward example: service B")
+    app.add_middleware(BearerAuthMiddleware, authenticator=auth)
     current_user = Annotated[User, Depends(auth.user)]
 
     @app.get("/health")

@@ -146,3 +146,18 @@ def test_a_user_token_is_forwarded_and_permissions_apply(services: str, realm: D
     # no token: 401; health: open
     assert requests.get(f"{services}/relay", timeout=TIMEOUT).status_code == 401
     assert requests.get(f"{services}/health", timeout=TIMEOUT).json() == {"status": "ok"}
+
+
+def test_service_b_middleware_guards_every_route(realm: DevIdP) -> None:
+    with serve(load("service_b").create_app()) as b_url:
+        assert requests.get(f"{b_url}/health", timeout=TIMEOUT).json() == {"status": "ok"}
+        for path in ("/whoami", "/no-such-route", "/docs"):
+            response = requests.get(f"{b_url}{path}", timeout=TIMEOUT)
+            assert response.status_code == 401, path
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+        token = realm.mint(sub="b-user", preferred_username="bea")
+        whoami = requests.get(
+            f"{b_url}/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT
+        )
+        assert whoami.status_code == 200, whoami.text
+        assert whoami.json()["username"] == "bea"

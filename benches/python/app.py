@@ -106,12 +106,12 @@ def make_app(mode: str) -> FastAPI:
         from tokenward.middleware import BearerAuthMiddleware
 
         dependencies = []
-        middleware = Authenticator(exempt_paths=EXEMPT_PATHS, allowlist=False)
+        authenticator = Authenticator(exempt_paths=EXEMPT_PATHS, allowlist=False)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     app = FastAPI(dependencies=dependencies)
     if mode == "tokenward-middleware":
-        app.add_middleware(BearerAuthMiddleware, authenticator=middleware)
+        app.add_middleware(BearerAuthMiddleware, authenticator=authenticator)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -32,6 +32,7 @@ MODES: tuple[str, ...] = (
 CONNECTIONS = 32
 #: The mode the FastAPI target is judged on: tokenward's app-wide form.
 PROTECTED = "tokenward-middleware"
+SERVER_CPU, DRIVER_CPU = 0, 1
 
 
 def _pinned(command: list[str], cpu: int) -> list[str]:
@@ -41,9 +42,6 @@ def _pinned(command: list[str], cpu: int) -> list[str]:
     if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
         return ["taskset", "-c", str(cpu), *command]
     return command
-
-
-SERVER_CPU, DRIVER_CPU = 0, 1
 
 
 def _free_port() -> int:
@@ -102,7 +100,11 @@ def wrk(url: str, token: str | None, seconds: float) -> dict[str, Any]:
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(
-        _pinned([*command, url], DRIVER_CPU), capture_output=True, text=True, timeout=seconds + 30, check=True
+        _pinned([*command, url], DRIVER_CPU),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
     ).stdout
     result: dict[str, Any] = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for pct in ("50", "90", "99"):

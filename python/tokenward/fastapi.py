@@ -235,6 +235,12 @@ class BearerDependency(HTTPBearer):
         return await self._resolve(request)
 
 
+_CLAIMS_DOC = "The verified claims of the request's bearer token"
+_USER_DOC = "The `User` of the request's bearer token"
+_APP_WIDE_DOC = "For `FastAPI(dependencies=[...])`: the claims, or None on an exempt path"
+_FORWARDED_DOC = "`auth=` for outgoing calls, carrying the request's (verified) bearer token"
+
+
 # ---- the authenticator -------------------------------------------------------------------------
 
 #: Where a request's verified identities are kept: `scope["state"][_STATE_KEY][id(authenticator)]`
@@ -420,38 +426,28 @@ class Authenticator:
 
     # ---- dependencies ----------------------------------------------------------------------
 
+    async def claims_of(self, request: Request) -> dict[str, Any]:
+        return (await self.authenticate(request))[0]
+
+    async def user_of(self, request: Request) -> User:
+        return self.make_user(*(await self.authenticate(request)))
+
+    async def app_wide(self, request: Request) -> dict[str, Any] | None:
+        if request_path(request.scope) in self.exempt_paths:
+            return None
+        return (await self.authenticate(request))[0]
+
+    async def forwarded_of(self, request: Request) -> ForwardedBearer:
+        return ForwardedBearer((await self.authenticate(request))[1])
+
     def _dependencies(
         self, scheme_name: str
     ) -> tuple[BearerDependency, BearerDependency, BearerDependency, BearerDependency]:
-        async def claims(request: Request) -> dict[str, Any]:
-            return (await self.authenticate(request))[0]
-
-        async def user(request: Request) -> User:
-            return self.make_user(*(await self.authenticate(request)))
-
-        async def app_dependency(request: Request) -> dict[str, Any] | None:
-            if request_path(request.scope) in self.exempt_paths:
-                return None
-            return (await self.authenticate(request))[0]
-
-        async def forwarded(request: Request) -> ForwardedBearer:
-            return ForwardedBearer((await self.authenticate(request))[1])
-
         return (
-            BearerDependency(
-                claims, "The verified claims of the request's bearer token.", scheme_name
-            ),
-            BearerDependency(user, "The `User` of the request's bearer token.", scheme_name),
-            BearerDependency(
-                app_dependency,
-                "For `FastAPI(dependencies=[...])`: the claims, or None on an exempt path.",
-                scheme_name,
-            ),
-            BearerDependency(
-                forwarded,
-                "`auth=` for outgoing calls, carrying this request's (verified) bearer token.",
-                scheme_name,
-            ),
+            BearerDependency(self.claims_of, _CLAIMS_DOC, scheme_name),
+            BearerDependency(self.user_of, _USER_DOC, scheme_name),
+            BearerDependency(self.app_wide, _APP_WIDE_DOC, scheme_name),
+            BearerDependency(self.forwarded_of, _FORWARDED_DOC, scheme_name),
         )
 
 
@@ -483,37 +479,20 @@ def default_authenticator() -> Authenticator:
     return authenticator
 
 
-async def _default_claims(request: Request) -> dict[str, Any]:
-    return (await default_authenticator().authenticate(request))[0]
-
-
-async def _default_user(request: Request) -> User:
-    authenticator = default_authenticator()
-    return authenticator.make_user(*(await authenticator.authenticate(request)))
-
-
-async def _default_app_wide(request: Request) -> dict[str, Any] | None:
-    authenticator = default_authenticator()
-    if request_path(request.scope) in authenticator.exempt_paths:
-        return None
-    return (await authenticator.authenticate(request))[0]
-
-
-async def _default_forwarded(request: Request) -> ForwardedBearer:
-    return ForwardedBearer((await default_authenticator().authenticate(request))[1])
-
-
+# Each resolves the default authenticator per request, so `configure(...)` after import counts.
 get_claims = BearerDependency(
-    _default_claims, "The verified claims of the request's bearer token (default authenticator)."
+    lambda request: default_authenticator().claims_of(request),
+    _CLAIMS_DOC + " (default authenticator)",
 )
 get_current_user = BearerDependency(
-    _default_user, "The `User` of the request's bearer token (default authenticator)."
+    lambda request: default_authenticator().user_of(request),
+    _USER_DOC + " (default authenticator)",
 )
 require_auth = BearerDependency(
-    _default_app_wide,
-    "App-wide form (default authenticator): the claims, or None on an exempt path.",
+    lambda request: default_authenticator().app_wide(request),
+    _APP_WIDE_DOC + " (default authenticator)",
 )
 forwarded_bearer = BearerDependency(
-    _default_forwarded,
-    "`auth=` for outgoing requests/httpx calls carrying this request's verified token.",
+    lambda request: default_authenticator().forwarded_of(request),
+    _FORWARDED_DOC + " (default authenticator)",
 )

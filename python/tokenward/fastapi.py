@@ -26,16 +26,37 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from fastapi import HTTPException, Request
 from fastapi.security import HTTPBearer
 
+from ._bearer import (
+    REFUSED,
+    TOKENWARD_TEXTS,
+    Identity,
+    Lazy,
+    NotAllowlisted,
+    NotConfigured,
+    Refusable,
+    Refusal,
+    RefusalTexts,
+    authorization_header,
+    bearer_token,
+    is_exempt,
+    parse_authorization,
+    recalled_identity,
+    refusal,
+    remember_identity,
+    request_path,
+    unauthorized,
+    unavailable,
+)
 from .allowlist import EmailAllowlist
-from .errors import InvalidToken, KeySetUnavailable, TokenwardError
+from .errors import TokenwardError
 from .forwarding import ForwardedBearer
 from .verifier import Verifier
 
@@ -43,6 +64,7 @@ __all__ = [
     "ROLE_CLIENTS_ENV",
     "Authenticator",
     "BearerDependency",
+    "Identity",
     "User",
     "authorization_header",
     "configure",
@@ -60,63 +82,11 @@ logger = logging.getLogger("tokenward.fastapi")
 #: Comma list of client ids whose `resource_access.<client>.roles` join a user's roles.
 ROLE_CLIENTS_ENV = "TOKENWARD_ROLE_CLIENTS"
 
-#: The `error_description` sent for each `InvalidToken.code` (no token data, header-safe).
-ERROR_DESCRIPTIONS: Mapping[str, str] = {
-    "malformed": "The token is malformed",
-    "too_large": "The token is too large",
-    "bad_signature": "The token signature is invalid",
-    "alg_not_allowed": "The token signing algorithm is not allowed",
-    "unknown_kid": "The token signing key is unknown",
-    "expired": "The token has expired",
-    "not_yet_valid": "The token is not valid yet",
-    "bad_issuer": "The token issuer is not trusted",
-    "bad_audience": "The token audience is not accepted",
-    "azp_not_allowed": "The token was issued to a client that is not allowed",
-    "wrong_token_type": "The token is not an access token",
-    "missing_claim": "The token lacks a required claim",
-    "bad_claim": "The token has an invalid claim",
-}
-_DEFAULT_DESCRIPTION = "The token is invalid"
-_EMPTY_DESCRIPTION = "The bearer token is empty"
+#: The `error_description` sent for each `InvalidToken.code` (the table of `tokenward._bearer`).
+ERROR_DESCRIPTIONS: Mapping[str, str] = TOKENWARD_TEXTS.invalid_token
 
 #: The detail of the 403 for a user who is not on the email allowlist (Fred's UI keys on it).
-NOT_ALLOWLISTED = "user_not_whitelisted"
-
-
-# ---- the Authorization header ----------------------------------------------------------------
-
-
-def parse_authorization(value: str | None) -> tuple[str, str | None]:
-    """Classify an `Authorization` header value: ("missing", None), ("not_bearer", None),
-    ("empty", None) or ("bearer", token).
-
-    The scheme is matched case-insensitively. A bare `Bearer` counts as an empty bearer token:
-    HTTP servers strip trailing whitespace, so `Bearer ` arrives as `Bearer`."""
-    if value is None or not value.strip():
-        return ("missing", None)
-    parts = value.strip().split(None, 1)
-    if parts[0].lower() != "bearer":
-        return ("not_bearer", None)
-    token = parts[1].strip() if len(parts) > 1 else ""
-    if not token:
-        return ("empty", None)
-    return ("bearer", token)
-
-
-def authorization_header(scope: Mapping[str, Any]) -> str | None:
-    """The request's first `Authorization` header, as `request.headers.get` gives it, read
-    straight from the ASGI scope (whose header names are lower-case)."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return value.decode("latin-1")
-    return None
-
-
-def request_path(scope: Mapping[str, Any]) -> str:
-    """`request.url.path` without building the URL (Starlette escapes these three in it)."""
-    path: str = scope["path"]
-    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
-
+NOT_ALLOWLISTED = TOKENWARD_TEXTS.not_allowlisted
 
 # ---- the user ----------------------------------------------------------------------------------
 
@@ -189,25 +159,6 @@ class User:
         return ForwardedBearer(self.token)
 
 
-# ---- errors ------------------------------------------------------------------------------------
-
-
-def _quote(value: str) -> str:
-    # RFC 6750 allows %x20-21 / %x23-5B / %x5D-7E in error_description: drop the rest.
-    return "".join(c for c in value if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
-
-
-def _challenge(realm: str | None, error: str | None = None, description: str | None = None) -> str:
-    params = []
-    if realm is not None:
-        params.append(f'realm="{_quote(realm)}"')
-    if error is not None:
-        params.append(f'error="{error}"')
-    if description is not None:
-        params.append(f'error_description="{_quote(description)}"')
-    return "Bearer " + ", ".join(params) if params else "Bearer"
-
-
 # ---- dependencies that are their own security scheme -------------------------------------------
 
 
@@ -243,26 +194,6 @@ _FORWARDED_DOC = "`auth=` for outgoing calls, carrying the request's (verified) 
 
 # ---- the authenticator -------------------------------------------------------------------------
 
-#: Where a request's verified identities are kept: `scope["state"][_STATE_KEY][id(authenticator)]`
-#: (what Starlette's `request.state` reads), so that a middleware and the dependencies after it,
-#: or several dependencies of one request, verify once.
-_STATE_KEY = "_tokenward_identities"
-
-Identity = tuple[dict[str, Any], str]
-
-
-def recalled_identity(scope: Mapping[str, Any], authenticator: object) -> Identity | None:
-    """The identity `authenticator` verified earlier in this request, if any."""
-    identities = scope.get("state", {}).get(_STATE_KEY)
-    return None if identities is None else identities.get(id(authenticator))
-
-
-def remember_identity(
-    scope: MutableMapping[str, Any], authenticator: object, identity: Identity
-) -> None:
-    scope.setdefault("state", {}).setdefault(_STATE_KEY, {})[id(authenticator)] = identity
-
-
 VerifierSource = Verifier | Callable[[], Verifier]
 
 
@@ -282,6 +213,8 @@ class Authenticator:
         False turns it off.
     retry_after: seconds sent in `Retry-After` with the 503 when no keys can be had.
     realm: an optional `realm` attribute for the `WWW-Authenticate` challenges.
+    texts: what the refusals say (tokenward's own by default; `tokenward.smartem` passes
+        SmartEM's). logger: where refusals are logged (default `tokenward.fastapi`).
     """
 
     def __init__(
@@ -296,19 +229,22 @@ class Authenticator:
         retry_after: int = 30,
         realm: str | None = None,
         scheme_name: str = "bearer",
+        texts: RefusalTexts = TOKENWARD_TEXTS,
+        logger: logging.Logger = logger,
     ) -> None:
         if verifier is not None and verifier_settings:
             raise TypeError("pass either a verifier or verifier_settings, not both")
         self._verifier: Verifier | None = None
         self._factory: Callable[[], Verifier] | None = None
+        # Anything with `verify_async` is a verifier (tests wrap one); a class is a factory.
         if not isinstance(verifier, type) and hasattr(verifier, "verify_async"):
-            self._verifier = verifier  # type: ignore[assignment]
+            self._verifier = cast(Verifier, verifier)
         elif callable(verifier):
             self._factory = verifier
         elif verifier is not None:
             raise TypeError("verifier must be a Verifier or a callable returning one")
         self._settings = dict(verifier_settings or {})
-        self._lock = threading.Lock()
+        self._verifier_once = Lazy(self, "_verifier", self._make_verifier)
         if role_clients is None:
             raw = os.environ.get(ROLE_CLIENTS_ENV, "")
             role_clients = [c.strip() for c in raw.split(",") if c.strip()]
@@ -329,6 +265,8 @@ class Authenticator:
             raise ValueError("retry_after must not be negative")
         self.retry_after = int(retry_after)
         self.realm = realm
+        self.texts = texts
+        self.logger = logger
         self.claims, self.user, self.app_dependency, self.forwarded = self._dependencies(
             scheme_name
         )
@@ -338,13 +276,7 @@ class Authenticator:
     @property
     def verifier(self) -> Verifier:
         """The verifier, made on first use."""
-        verifier = self._verifier
-        if verifier is not None:
-            return verifier
-        with self._lock:
-            if self._verifier is None:
-                self._verifier = self._make_verifier()
-            return self._verifier
+        return self._verifier_once.get()
 
     def _make_verifier(self) -> Verifier:
         if self._factory is not None:
@@ -354,72 +286,94 @@ class Authenticator:
             verifier = Verifier(settings.pop("issuer"), **settings)
         else:
             verifier = Verifier.from_env(**self._settings)
-        logger.info("tokenward verifier ready for issuer %s", verifier.issuer)
+        self.logger.info("tokenward verifier ready for issuer %s", verifier.issuer)
         return verifier
 
+    def _configured_verifier(self) -> Verifier:
+        try:
+            return self._verifier_once.get()
+        except TokenwardError as exc:
+            raise NotConfigured(exc) from exc
+
     # ---- the core --------------------------------------------------------------------------
+
+    async def identify(self, header: str | None) -> Identity:
+        """The verified identity of an `Authorization` header value.
+
+        Raises one of `tokenward._bearer.REFUSED` (no or an empty token, `InvalidToken`,
+        `KeySetUnavailable`, a user not on the allowlist, no configuration), for `refusal`."""
+        token = bearer_token(header)
+        verifier = self._verifier
+        if verifier is None:
+            verifier = self._configured_verifier()
+        claims = await verifier.verify_async(token)
+        if self.allowlist is not None and not self.allowlist.allows(claims.get("email")):
+            raise NotAllowlisted(claims.get("sub"), claims.get("email"))
+        return Identity(claims, token)
+
+    def refusal(self, exc: Refusable) -> Refusal:
+        """The status, detail and headers refusing a request with `exc` (from `identify`), in
+        this authenticator's texts, realm and `Retry-After`; logged."""
+        return refusal(
+            exc, self.texts, realm=self.realm, retry_after=self.retry_after, logger=self.logger
+        )
+
+    def _http_exception(self, exc: Refusable) -> HTTPException:
+        return HTTPException(*self.refusal(exc))
 
     def unauthorized(
         self, error: str | None = None, description: str | None = None
     ) -> HTTPException:
         """A 401 with the RFC 6750 challenge (no `error` when no credentials were sent)."""
-        return HTTPException(
-            status_code=401,
-            detail=description or "Not authenticated",
-            headers={"WWW-Authenticate": _challenge(self.realm, error, description)},
-        )
+        detail = description or self.texts.no_credentials
+        return HTTPException(*unauthorized(detail, self.realm, error, description))
 
     def unavailable(self) -> HTTPException:
-        return HTTPException(
-            status_code=503,
-            detail="Token signing keys are unavailable; try again later",
-            headers={"Retry-After": str(self.retry_after)},
-        )
+        return HTTPException(*unavailable(self.texts.keys_unavailable, self.retry_after))
 
     async def authenticate(self, request: Request) -> Identity:
-        """The verified claims and the raw token of this request, or an HTTPException.
+        """The verified identity (claims and raw token) of this request, or an HTTPException.
 
         The result is kept in the request's state, so several dependencies of one request (and
         `BearerAuthMiddleware` before them) verify once."""
-        identity = recalled_identity(request.scope, self)
+        scope = request.scope
+        identity = recalled_identity(scope, self)
         if identity is None:
-            identity = await self.verify_authorization(authorization_header(request.scope))
-            remember_identity(request.scope, self, identity)
+            try:
+                identity = await self.identify(authorization_header(scope))
+            except REFUSED as exc:
+                # The cause is kept only where there is one worth keeping (no configuration).
+                raise self._http_exception(exc) from exc.__cause__
+            remember_identity(scope, self, identity)
         return identity
 
     async def verify_authorization(self, header: str | None) -> Identity:
-        """The verified claims and the raw token of an `Authorization` header value, or an
-        HTTPException: 401, 403 (allowlist), 503 (no signing keys) or 500 (not configured)."""
-        kind, token = parse_authorization(header)
-        if kind in ("missing", "not_bearer"):
-            raise self.unauthorized()
-        if kind == "empty" or token is None:
-            raise self.unauthorized("invalid_token", _EMPTY_DESCRIPTION)
-        verifier = self._verifier_or_500()
+        """The verified identity of an `Authorization` header value, or an HTTPException: 401,
+        403 (allowlist), 503 (no signing keys) or 500 (not configured)."""
         try:
-            claims = await verifier.verify_async(token)
-        except KeySetUnavailable as exc:
-            logger.warning("No signing keys available, answering 503: %s", exc)
-            raise self.unavailable() from None
-        except InvalidToken as exc:
-            logger.info("Bearer token rejected (%s): %s", exc.code, exc)
-            description = ERROR_DESCRIPTIONS.get(exc.code, _DEFAULT_DESCRIPTION)
-            raise self.unauthorized("invalid_token", description) from None
-        if self.allowlist is not None and not self.allowlist.allows(claims.get("email")):
-            logger.warning(
-                "User not on the email allowlist: user=%s email=%s",
-                claims.get("sub"),
-                claims.get("email"),
-            )
-            raise HTTPException(status_code=403, detail=NOT_ALLOWLISTED)
-        return claims, token
+            return await self.identify(header)
+        except REFUSED as exc:
+            raise self._http_exception(exc) from exc.__cause__
 
-    def _verifier_or_500(self) -> Verifier:
+    async def unshared_app_wide(self, request: Request) -> dict[str, Any] | None:
+        """`app_wide` without keeping the identity in the request's state: for a dependency
+        that FastAPI resolves once per request anyway (SmartEM's `verify_token`)."""
+        scope = request.scope
+        if is_exempt(scope, self.exempt_paths):
+            return None
+        # `identify` without the Identity it would make and drop: the same steps, inline, so
+        # this path costs no more than the drop-in it replaced.
         try:
-            return self.verifier
-        except TokenwardError as exc:
-            logger.error("tokenward is not configured: %s", exc)
-            raise HTTPException(status_code=500, detail="Authentication is not configured") from exc
+            token = bearer_token(authorization_header(scope))
+            verifier = self._verifier
+            if verifier is None:
+                verifier = self._configured_verifier()
+            claims = await verifier.verify_async(token)
+            if self.allowlist is not None and not self.allowlist.allows(claims.get("email")):
+                raise NotAllowlisted(claims.get("sub"), claims.get("email"))
+        except REFUSED as exc:
+            raise self._http_exception(exc) from exc.__cause__
+        return claims
 
     def make_user(self, claims: Mapping[str, Any], token: str) -> User:
         return User.from_claims(claims, token, self.role_clients, realm_roles=self.realm_roles)
@@ -427,18 +381,19 @@ class Authenticator:
     # ---- dependencies ----------------------------------------------------------------------
 
     async def claims_of(self, request: Request) -> dict[str, Any]:
-        return (await self.authenticate(request))[0]
+        return (await self.authenticate(request)).claims
 
     async def user_of(self, request: Request) -> User:
-        return self.make_user(*(await self.authenticate(request)))
+        identity = await self.authenticate(request)
+        return self.make_user(identity.claims, identity.token)
 
     async def app_wide(self, request: Request) -> dict[str, Any] | None:
-        if request_path(request.scope) in self.exempt_paths:
+        if is_exempt(request.scope, self.exempt_paths):
             return None
-        return (await self.authenticate(request))[0]
+        return (await self.authenticate(request)).claims
 
     async def forwarded_of(self, request: Request) -> ForwardedBearer:
-        return ForwardedBearer((await self.authenticate(request))[1])
+        return ForwardedBearer((await self.authenticate(request)).token)
 
     def _dependencies(
         self, scheme_name: str
@@ -453,30 +408,22 @@ class Authenticator:
 
 # ---- the default authenticator and module-level dependencies ------------------------------------
 
+#: The default authenticator, made from the environment on first use unless `configure` set one.
 _default: Authenticator | None = None
-_default_lock = threading.Lock()
+_default_once: Lazy[Authenticator] = Lazy(sys.modules[__name__], "_default", Authenticator)
 
 
 def configure(verifier: VerifierSource | None = None, **options: Any) -> Authenticator:
     """Set the default authenticator used by the module-level dependencies; takes the
     arguments of `Authenticator`. Returns it."""
-    global _default
     authenticator = Authenticator(verifier, **options)
-    with _default_lock:
-        _default = authenticator
+    _default_once.set(authenticator)
     return authenticator
 
 
 def default_authenticator() -> Authenticator:
     """The default authenticator (from the environment unless `configure` set one)."""
-    global _default
-    authenticator = _default
-    if authenticator is None:
-        with _default_lock:
-            if _default is None:
-                _default = Authenticator()
-            authenticator = _default
-    return authenticator
+    return _default or _default_once.get()
 
 
 # Each resolves the default authenticator per request, so `configure(...)` after import counts.

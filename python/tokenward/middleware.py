@@ -32,15 +32,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import HTTPException
-
-from .fastapi import (
-    Authenticator,
-    authorization_header,
-    default_authenticator,
-    remember_identity,
-    request_path,
-)
+from ._bearer import REFUSED, Refusal, authorization_header, is_exempt, remember_identity
+from .fastapi import Authenticator, default_authenticator
 
 __all__ = ["BearerAuthMiddleware"]
 
@@ -71,12 +64,14 @@ class BearerAuthMiddleware:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             return await self.app(scope, receive, send)
-        authenticator = self.authenticator
-        if authenticator.exempt_paths and request_path(scope) in authenticator.exempt_paths:
+        # The `authenticator` property, without a call per request.
+        authenticator = self._authenticator or default_authenticator()
+        if is_exempt(scope, authenticator.exempt_paths):
             return await self.app(scope, receive, send)
         try:
-            identity = await authenticator.verify_authorization(authorization_header(scope))
-        except HTTPException as refusal:
+            identity = await authenticator.identify(authorization_header(scope))
+        except REFUSED as exc:
+            refusal = authenticator.refusal(exc)  # logs it, for a WebSocket too
             if kind == "websocket":
                 return await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
             return await _send_refusal(refusal, send)
@@ -84,7 +79,8 @@ class BearerAuthMiddleware:
         return await self.app(scope, receive, send)
 
 
-async def _send_refusal(refusal: HTTPException, send: Send) -> None:
+async def _send_refusal(refusal: Refusal, send: Send) -> None:
+    # FastAPI's shape of an error body, so a client sees one format whichever layer refused.
     body = json.dumps({"detail": refusal.detail}).encode("utf-8")
     headers = [
         (b"content-type", b"application/json"),
@@ -92,5 +88,5 @@ async def _send_refusal(refusal: HTTPException, send: Send) -> None:
     ]
     for name, value in (refusal.headers or {}).items():
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    await send({"type": "http.response.start", "status": refusal.status_code, "headers": headers})
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -21,6 +21,8 @@ Backend (`from tokenward.smartem import verify_token, EXEMPT_PATHS, JWT_LEEWAY_S
   any other code: "Invalid token".
   When no signing keys can be had at all (JWKS unreachable, nothing cached): 503 with
   `Retry-After`, not 401.
+- It is a `tokenward.fastapi.Authenticator` with SmartEM's texts (`tokenward._bearer`'s
+  `SMARTEM_TEXTS`) and exempt paths, and no allowlist; not a second implementation.
 
 Agent (`from tokenward.smartem import KeycloakConfig, load_keycloak_config, KeycloakClient`):
 see `KeycloakClient`.
@@ -30,17 +32,17 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import requests
-from fastapi import HTTPException, Request
+from fastapi import Request
 
-from .errors import InvalidToken, KeySetUnavailable, TokenRequestError, TokenwardError
-from .fastapi import authorization_header, parse_authorization, request_path
+from ._bearer import SMARTEM_TEXTS
+from .errors import TokenRequestError
+from .fastapi import Authenticator
 from .verifier import Verifier
 
 if TYPE_CHECKING:
@@ -72,28 +74,33 @@ JWT_LEEWAY_SECONDS = 60
 #: The `Retry-After` of the 503 sent while no signing keys can be had.
 RETRY_AFTER_SECONDS = 30
 
-#: InvalidToken codes with their own 401 detail; every other code is "Invalid token".
-_DETAILS: dict[str, str] = {
-    "unknown_kid": "Cannot resolve signing key",
-    "expired": "Token expired",
-    "azp_not_allowed": "Token azp not permitted",
-}
-
 # ---- backend -------------------------------------------------------------------------------------
 
-_verifier: Verifier | None = None
-_verifier_lock = threading.Lock()
+
+def _authenticator(verifier: Verifier | None = None) -> Authenticator:
+    """SmartEM's backend as an `Authenticator`: its texts and exempt paths, no allowlist, and
+    (without `verifier`) `Verifier.from_env(leeway=JWT_LEEWAY_SECONDS)` made on first use."""
+    return Authenticator(
+        verifier,
+        verifier_settings=None if verifier is not None else {"leeway": JWT_LEEWAY_SECONDS},
+        role_clients=(),
+        exempt_paths=EXEMPT_PATHS,
+        allowlist=False,
+        retry_after=RETRY_AFTER_SECONDS,
+        texts=SMARTEM_TEXTS,
+        logger=logger,
+    )
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+#: Replaced whole by `set_verifier` / `reset_verifier`: one reference swap, so a request in
+#: flight finishes with the authenticator it started with.
+_backend = _authenticator()
 
 
 def set_verifier(verifier: Verifier | None) -> None:
     """Use this verifier instead of one built from the environment (None: back to that)."""
-    global _verifier
-    with _verifier_lock:
-        _verifier = verifier
+    global _backend
+    _backend = _authenticator(verifier)
 
 
 def reset_verifier() -> None:
@@ -101,48 +108,10 @@ def reset_verifier() -> None:
     set_verifier(None)
 
 
-def _get_verifier() -> Verifier:
-    global _verifier
-    verifier = _verifier
-    if verifier is not None:
-        return verifier
-    with _verifier_lock:
-        if _verifier is None:
-            try:
-                _verifier = Verifier.from_env(leeway=JWT_LEEWAY_SECONDS)
-            except TokenwardError as exc:
-                logger.error("Keycloak authentication is not configured: %s", exc)
-                raise HTTPException(
-                    status_code=500, detail="Authentication is not configured"
-                ) from exc
-            logger.info("Keycloak token verification ready for issuer %s", _verifier.issuer)
-        return _verifier
-
-
 async def verify_token(request: Request) -> dict[str, Any] | None:
     """Route dependency: the verified claims, or None for an exempt path; 401 (or 503 when no
     signing keys can be had) otherwise."""
-    scope = request.scope
-    if request_path(scope) in EXEMPT_PATHS:
-        return None
-    kind, token = parse_authorization(authorization_header(scope))
-    if kind in ("missing", "not_bearer"):
-        raise _unauthorized("Missing or malformed Authorization header")
-    if kind == "empty" or token is None:
-        raise _unauthorized("Empty bearer token")
-    verifier = _get_verifier()
-    try:
-        return await verifier.verify_async(token)
-    except KeySetUnavailable as exc:
-        logger.warning("No Keycloak signing keys available: %s", exc)
-        raise HTTPException(
-            status_code=503,
-            detail="Signing keys unavailable",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
-    except InvalidToken as exc:
-        logger.warning("Token rejected (%s): %s", exc.code, exc)
-        raise _unauthorized(_DETAILS.get(exc.code, "Invalid token")) from None
+    return await _backend.unshared_app_wide(request)
 
 
 # ---- agent ---------------------------------------------------------------------------------------

@@ -101,3 +101,24 @@ impl Http {
         client
     }
 }
+
+/// What went wrong with a request, for a log line or an error message: short for the common
+/// cases, else reqwest's message with its causes (which name the URL, never headers or bodies).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else if e.is_decode() {
+        "body is not valid JSON".into()
+    } else {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+}

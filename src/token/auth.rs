@@ -2,7 +2,7 @@
 //! private_key_jwt and client_secret_jwt, and scrubbing the secret out of any text we emit.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::str::FromStr;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -15,7 +15,52 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::sign::SigningKey;
 
-use super::config::AuthMethod;
+/// How the client proves its identity to the token endpoint (RFC 6749 2.3, OIDC Core 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretPost,
+    ClientSecretBasic,
+    PrivateKeyJwt,
+    ClientSecretJwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::ClientSecretJwt => "client_secret_jwt",
+        }
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
+            "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
+            "private_key_jwt" => Ok(AuthMethod::PrivateKeyJwt),
+            "client_secret_jwt" => Ok(AuthMethod::ClientSecretJwt),
+            other => Err(Error::config(
+                "auth_method",
+                format!(
+                    "{:?} is not one of client_secret_post, client_secret_basic, \
+                     private_key_jwt, client_secret_jwt",
+                    other.chars().take(40).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Assertions are single-use proofs; a short life limits what a captured one is worth.
@@ -167,10 +212,7 @@ fn basic_header(client_id: &str, secret: &str) -> HeaderValue {
 }
 
 fn assertion_claims(client_id: &str, token_url: &str) -> Vec<u8> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::clock::unix_seconds();
     let claims = json!({
         "iss": client_id,
         "sub": client_id,

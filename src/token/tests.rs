@@ -152,7 +152,7 @@ async fn secret_post_fetches_once_and_caches() {
     assert_eq!(seen.form("client_secret").as_deref(), Some(SECRET));
     assert_eq!(seen.form("scope").as_deref(), Some("api:read"));
     assert_eq!(seen.form("audience").as_deref(), Some("backend"));
-    assert_eq!(client.stats().token_requests.load(Ordering::Relaxed), 1);
+    assert_eq!(client.stats().token_requests.get(), 1);
 }
 
 #[tokio::test]

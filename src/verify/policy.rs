@@ -1,4 +1,4 @@
-//! The claim rules (DESIGN.md, "Verification policy"). Run on every verify, cached or not.
+//! The claim rules (docs/architecture.md, "Verification policy"). Run on every verify, cached or not.
 
 use serde_json::{Map, Value};
 

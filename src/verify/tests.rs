@@ -1,7 +1,6 @@
 //! The verifier end to end over HTTP, without Python.
 
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
@@ -13,10 +12,7 @@ use crate::verify::{Verifier, VerifierConfig};
 const ISSUER: &str = "http://issuer.test/realms/dls";
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    crate::clock::unix_seconds()
 }
 
 fn mint(key: &SigningKey, sub: &str) -> String {
@@ -47,7 +43,7 @@ fn verifies_and_caches() {
     let token = mint(&key, "alice");
     assert_eq!(v.verify_blocking(&token).unwrap()["sub"], "alice");
     assert_eq!(v.verify_blocking(&token).unwrap()["sub"], "alice");
-    assert_eq!(v.stats().cache_hits.load(Ordering::Relaxed), 1);
+    assert_eq!(v.stats().cache_hits.get(), 1);
     assert_eq!(server.hits(), 1);
     let mut tampered = token.clone();
     tampered.insert(tampered.find('.').unwrap() + 5, 'x');

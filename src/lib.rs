@@ -11,7 +11,7 @@ mod single_flight;
 
 pub(crate) mod clock;
 pub(crate) mod discovery;
-pub mod error;
+mod error;
 pub(crate) mod fork;
 pub(crate) mod http;
 pub mod jwks;
@@ -24,6 +24,7 @@ mod verify;
 #[cfg(test)]
 mod testutil;
 
+pub use counters::Counter;
 pub use error::{Code, Error, Result, TokenRequestFailure};
 pub use sign::SigningKey;
 pub use verify::{

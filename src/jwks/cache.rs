@@ -25,7 +25,7 @@ const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 const FAILED_FETCH_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
-pub struct JwksPolicy {
+pub(crate) struct JwksPolicy {
     /// Freshness when the server sends no `Cache-Control: max-age`.
     pub default_ttl: Duration,
     pub cooldown: Duration,
@@ -56,7 +56,7 @@ struct Control {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(super) enum Reason {
     /// Nothing usable cached (never fetched, emptied, or past `max_stale`).
     NoKeys,
     UnknownKid,
@@ -65,19 +65,19 @@ pub enum Reason {
 }
 
 /// What the verifier must do next for a kid.
-pub enum Lookup {
+pub(crate) enum Lookup {
     Found(Arc<VerifyingKey>),
     /// Fetch (single-flight) with this ticket, then look up again.
     Fetch(Ticket),
     Rejected(Error),
 }
 
-pub struct Ticket {
+pub(crate) struct Ticket {
     seen: Seen,
     reason: Reason,
 }
 
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     http: Http,
     source: Source,
     policy: JwksPolicy,
@@ -89,7 +89,7 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
-    pub fn new(
+    pub(crate) fn new(
         http: Http,
         issuer: &str,
         jwks_uri: Option<String>,
@@ -109,7 +109,7 @@ impl JwksCache {
 
     /// The fingerprint of the key now published under `kid`, if any, for a verified-token cache
     /// hit. Keeps refresh-ahead going for services that only ever see cached tokens.
-    pub fn published_fingerprint(self: &Arc<Self>, kid: Option<&str>) -> Option<u64> {
+    pub(crate) fn published_fingerprint(self: &Arc<Self>, kid: Option<&str>) -> Option<u64> {
         let guard = self.snapshot.load();
         let snap = guard.as_ref()?;
         let now = crate::clock::instant();
@@ -123,7 +123,7 @@ impl JwksCache {
         snap.keys.get(kid).map(|k| k.fingerprint)
     }
 
-    pub fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
+    pub(crate) fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
         let now = crate::clock::instant();
         // Read before the snapshot: a fetch stores its snapshot before it bumps the generation,
         // so a ticket never names a generation older than the keys this lookup saw.
@@ -179,7 +179,7 @@ impl JwksCache {
 
     /// Runs the fetch a `Lookup::Fetch` asked for. Concurrent callers share one request: whoever
     /// gets the gate second finds the generation moved and returns at once.
-    pub async fn fetch(&self, ticket: Ticket) -> Result<()> {
+    pub(crate) async fn fetch(&self, ticket: Ticket) -> Result<()> {
         let turn = self.flight.turn().await;
         if turn.moved_since(ticket.seen) {
             return Ok(());
@@ -188,7 +188,7 @@ impl JwksCache {
     }
 
     /// Fetches now, whatever the cache holds (`Verifier.refresh_keys`).
-    pub async fn refresh(&self) -> Result<()> {
+    pub(crate) async fn refresh(&self) -> Result<()> {
         let turn = self.flight.turn().await;
         self.fetch_locked(&turn, Reason::Explicit).await
     }

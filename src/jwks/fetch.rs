@@ -7,7 +7,7 @@ use crate::http::{describe, Http};
 
 use super::key::{parse_jwks, KeySet};
 
-pub struct Fetched {
+pub(super) struct Fetched {
     pub keys: KeySet,
     /// `Cache-Control: max-age`, when the server sent one.
     pub max_age: Option<Duration>,
@@ -34,7 +34,7 @@ impl Source {
         }
     }
 
-    pub async fn fetch(&self, http: &Http) -> Result<Fetched, String> {
+    pub(super) async fn fetch(&self, http: &Http) -> Result<Fetched, String> {
         let uri = self.uri(http).await;
         let response = http
             .client()
@@ -62,7 +62,7 @@ impl Source {
 }
 
 /// `max-age` of a Cache-Control header value.
-pub fn max_age(header: &str) -> Option<Duration> {
+pub(super) fn max_age(header: &str) -> Option<Duration> {
     header.split(',').find_map(|directive| {
         let (name, value) = directive.trim().split_once('=')?;
         if name.trim().eq_ignore_ascii_case("max-age") {

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// The key types the verifier accepts, each with the header algorithms it can check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     Rsa,
     EcP256,
     EcP384,
@@ -23,7 +23,7 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    pub fn accepts(self, alg: Algorithm) -> bool {
+    pub(crate) fn accepts(self, alg: Algorithm) -> bool {
         use Algorithm::*;
         match self {
             KeyKind::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
@@ -65,7 +65,7 @@ fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
     })
 }
 
-pub struct VerifyingKey {
+pub(crate) struct VerifyingKey {
     pub kid: String,
     pub kind: KeyKind,
     /// The JWK's own `alg`, which the token's header must then equal.
@@ -80,7 +80,7 @@ pub struct VerifyingKey {
 impl VerifyingKey {
     /// Whether `signature` (base64url, as in the token) is this key's signature of `message`
     /// under `alg`. False for an algorithm the key does not take.
-    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
         let Some((_, key)) = self.parsed.iter().find(|(a, _)| *a == alg) else {
             return false;
         };
@@ -134,11 +134,11 @@ impl std::fmt::Debug for VerifyingKey {
 /// The usable keys of one fetch, by kid.
 #[derive(Debug, Default)]
 pub struct KeySet {
-    pub keys: HashMap<String, Arc<VerifyingKey>>,
+    pub(crate) keys: HashMap<String, Arc<VerifyingKey>>,
 }
 
 impl KeySet {
-    pub fn get(&self, kid: Option<&str>) -> Option<&Arc<VerifyingKey>> {
+    pub(crate) fn get(&self, kid: Option<&str>) -> Option<&Arc<VerifyingKey>> {
         match kid {
             Some(kid) => self.keys.get(kid),
             // A token without a kid is only unambiguous against a single-key set.
@@ -147,10 +147,12 @@ impl KeySet {
         }
     }
 
+    /// How many usable keys the set holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no usable key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

@@ -56,13 +56,13 @@ fn build(py: Python<'_>, e: Error) -> PyResult<PyErr> {
     Ok(PyErr::from_value(instance))
 }
 
-pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
+pub(super) fn to_py(py: Python<'_>, e: Error) -> PyErr {
     build(py, e).unwrap_or_else(|lookup| {
         PyRuntimeError::new_err(format!("tokenward.errors is unusable: {lookup}"))
     })
 }
 
 /// For `.map_err` where no `py` is at hand (inside futures): attaches briefly.
-pub fn to_py_attached(e: Error) -> PyErr {
+pub(super) fn to_py_attached(e: Error) -> PyErr {
     Python::attach(|py| to_py(py, e))
 }

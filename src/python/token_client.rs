@@ -201,7 +201,7 @@ impl PyTokenClient {
 /// `require_credentials=False` when the caller passes its own secret or key.
 #[pyfunction(name = "token_client_env_settings")]
 #[pyo3(signature = (require_credentials = true))]
-pub fn env_settings<'py>(
+pub(super) fn env_settings<'py>(
     py: Python<'py>,
     require_credentials: bool,
 ) -> PyResult<Bound<'py, PyDict>> {

@@ -191,7 +191,7 @@ impl PyVerifier {
 
 /// The keyword arguments `Verifier.from_env()` passes, read from `os.environ`.
 #[pyfunction]
-pub fn verifier_env_settings<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+pub(super) fn verifier_env_settings<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     let environ = py.import("os")?.getattr("environ")?;
     let var = |name: &str| -> Option<String> {
         environ
@@ -214,7 +214,7 @@ pub fn verifier_env_settings<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict
 
 /// Moves the clock the verifier and key cache read forward by `seconds` (tests only).
 #[pyfunction]
-pub fn _advance_clock(seconds: f64) -> PyResult<()> {
+pub(super) fn _advance_clock(seconds: f64) -> PyResult<()> {
     if !(seconds.is_finite() && seconds >= 0.0) {
         return Err(pyo3::exceptions::PyValueError::new_err(
             "seconds must be >= 0",
@@ -226,6 +226,6 @@ pub fn _advance_clock(seconds: f64) -> PyResult<()> {
 
 /// Back to the real time (tests only).
 #[pyfunction]
-pub fn _reset_clock() {
+pub(super) fn _reset_clock() {
     crate::clock::reset();
 }

@@ -21,8 +21,9 @@ use super::retry;
 use super::stats::TokenStats;
 
 /// Lifetime assumed when neither `expires_in` nor the token's `exp` says.
-pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
+/// An access token and when it expires and falls due for refresh.
 pub struct Token {
     value: Zeroizing<String>,
     expires_at: Instant,
@@ -40,7 +41,7 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    pub fn from_issued(issued: Issued) -> Token {
+    pub(crate) fn from_issued(issued: Issued) -> Token {
         let claims = jwt_times(&issued.access_token);
         let (remaining, lifetime) = timing(issued.expires_in, claims, issued.received_unix);
         let expires_at = issued.received_at + remaining;
@@ -53,6 +54,7 @@ impl Token {
         }
     }
 
+    /// The access token itself, for an `Authorization: Bearer` header.
     pub fn value(&self) -> &str {
         &self.value
     }
@@ -121,7 +123,7 @@ fn timing(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(super) enum Mode {
     /// One request: a still-valid token is there to fall back on.
     Once,
     /// Retries with backoff: the caller has nothing else.
@@ -129,7 +131,7 @@ pub enum Mode {
 }
 
 /// Where new tokens come from (the token endpoint; a fake in tests).
-pub trait Source: Send + Sync + 'static {
+pub(super) trait Source: Send + Sync + 'static {
     fn fetch(&self, mode: Mode) -> impl Future<Output = Result<Token, Failed>> + Send;
 }
 
@@ -148,7 +150,7 @@ pub struct Miss {
     seen: Seen,
 }
 
-pub struct TokenCache<S> {
+pub(super) struct TokenCache<S> {
     source: S,
     margin: Duration,
     current: ArcSwapOption<Token>,
@@ -160,7 +162,7 @@ pub struct TokenCache<S> {
 }
 
 impl<S: Source> TokenCache<S> {
-    pub fn new(source: S, margin: Duration, stats: Arc<TokenStats>) -> Self {
+    pub(super) fn new(source: S, margin: Duration, stats: Arc<TokenStats>) -> Self {
         TokenCache {
             source,
             margin,
@@ -172,14 +174,14 @@ impl<S: Source> TokenCache<S> {
         }
     }
 
-    pub fn source(&self) -> &S {
+    pub(super) fn source(&self) -> &S {
         &self.source
     }
 
     /// A token usable now without waiting on the network, or the [`Miss`] to hand to
     /// [`TokenCache::fetch`]. May start a background refresh. The one look at the cache a call
     /// makes: the miss carries what a fetch needs to know of it.
-    pub fn lookup(self: &Arc<Self>) -> Result<Arc<Token>, Miss> {
+    pub(super) fn lookup(self: &Arc<Self>) -> Result<Arc<Token>, Miss> {
         // Read before the cache: a fetch that completes after this point is seen as moved.
         let miss = Miss {
             seen: self.flight.observe(),
@@ -207,7 +209,7 @@ impl<S: Source> TokenCache<S> {
     }
 
     /// A token, fetched if the cache has none usable.
-    pub async fn get(self: &Arc<Self>) -> Result<Arc<Token>> {
+    pub(super) async fn get(self: &Arc<Self>) -> Result<Arc<Token>> {
         match self.lookup() {
             Ok(token) => Ok(token),
             Err(miss) => self.fetch(miss).await,
@@ -216,7 +218,7 @@ impl<S: Source> TokenCache<S> {
 
     /// After a miss: the last error while backing off, else the outcome of a fetch that
     /// completed since the miss, else a fetch of our own (one at a time).
-    pub async fn fetch(self: &Arc<Self>, miss: Miss) -> Result<Arc<Token>> {
+    pub(super) async fn fetch(self: &Arc<Self>, miss: Miss) -> Result<Arc<Token>> {
         {
             let backoff = self.backoff.lock();
             if backoff.until.is_some_and(|t| crate::clock::instant() < t) {
@@ -315,7 +317,7 @@ impl<S: Source> TokenCache<S> {
 
     /// Drops the cached token: any token with None, else only if `token` is still the cached
     /// one (so a burst of 401s for one token causes one refresh). True if something was dropped.
-    pub fn invalidate(&self, token: Option<&str>) -> bool {
+    pub(super) fn invalidate(&self, token: Option<&str>) -> bool {
         let previous = self.current.rcu(|current| match (current, token) {
             (Some(t), Some(value)) if t.value() != value => Some(t.clone()),
             _ => None,

@@ -15,22 +15,32 @@ use super::auth::{AuthMethod, ClientAuth, Credentials};
 /// Mirrors the keyword arguments of the Python `TokenClient`.
 #[derive(Clone)]
 pub struct TokenClientConfig {
+    /// The token endpoint; else found through `issuer`'s discovery document.
     pub token_url: Option<String>,
+    /// The issuer whose discovery document names the token endpoint.
     pub issuer: Option<String>,
+    /// The OAuth client id.
     pub client_id: String,
+    /// The client secret, for the client_secret_* methods.
     pub client_secret: Option<Zeroizing<String>>,
     /// A PEM private key, for private_key_jwt.
     pub private_key: Option<Zeroizing<String>>,
+    /// The private_key_jwt assertion's `kid`; by default the key's JWK thumbprint.
     pub key_id: Option<String>,
     /// The assertion's algorithm; by default the natural one of the key (RS256, ES256, ES384,
     /// EdDSA).
     pub signing_alg: Option<String>,
     /// None: private_key_jwt when a private key is given, else client_secret_post.
     pub auth_method: Option<AuthMethod>,
+    /// The `scope` parameter, space-separated.
     pub scope: Option<String>,
+    /// The `audience` parameter.
     pub audience: Option<String>,
+    /// Seconds before expiry from which a cached token is no longer handed out.
     pub refresh_margin: f64,
+    /// Seconds allowed for one request.
     pub timeout: f64,
+    /// Extra CA certificates (PEM) trusted beside the system's.
     pub ca_bundle: Option<PathBuf>,
 }
 
@@ -56,6 +66,7 @@ impl fmt::Debug for TokenClientConfig {
 }
 
 impl TokenClientConfig {
+    /// The defaults for `client_id`; a token URL (or issuer) and a credential must be added.
     pub fn new(client_id: impl Into<String>) -> Self {
         TokenClientConfig {
             token_url: None,
@@ -192,7 +203,7 @@ fn load_key(pem: &str, alg: Option<&str>, kid: Option<String>) -> Result<Signing
 }
 
 /// Validated settings.
-pub struct Checked {
+pub(super) struct Checked {
     pub token_url: Option<String>,
     pub issuer: Option<String>,
     pub auth: ClientAuth,

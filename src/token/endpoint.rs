@@ -19,7 +19,7 @@ use super::retry;
 use super::stats::TokenStats;
 
 /// A token as the endpoint issued it.
-pub struct Issued {
+pub(crate) struct Issued {
     pub access_token: Zeroizing<String>,
     pub expires_in: Option<f64>,
     pub received_at: Instant,
@@ -28,7 +28,7 @@ pub struct Issued {
 
 /// A failed request, and how long the server asked us to wait.
 #[derive(Debug, Clone)]
-pub struct Failed {
+pub(super) struct Failed {
     pub failure: TokenRequestFailure,
     pub retry_after: Option<Duration>,
 }
@@ -51,12 +51,12 @@ impl Failed {
         }
     }
 
-    pub fn into_error(self) -> Error {
+    pub(super) fn into_error(self) -> Error {
         Error::TokenRequest(self.failure)
     }
 }
 
-pub struct Endpoint {
+pub(super) struct Endpoint {
     http: Http,
     configured: Option<String>,
     /// Where `configured` is absent, the token URL comes from here (validation requires one).
@@ -68,7 +68,7 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(
+    pub(super) fn new(
         http: Http,
         token_url: Option<String>,
         issuer: Option<String>,
@@ -88,7 +88,7 @@ impl Endpoint {
         }
     }
 
-    pub fn auth(&self) -> &ClientAuth {
+    pub(super) fn auth(&self) -> &ClientAuth {
         &self.auth
     }
 
@@ -111,7 +111,7 @@ impl Endpoint {
 
     /// Up to `max_attempts` requests, pausing with backoff between retryable failures, all within
     /// `DEADLINE_TIMEOUTS` request timeouts.
-    pub async fn request(&self, max_attempts: u32) -> Result<Issued, Failed> {
+    pub(super) async fn request(&self, max_attempts: u32) -> Result<Issued, Failed> {
         let timeout = self.http.timeout();
         let deadline = crate::clock::instant() + timeout * retry::DEADLINE_TIMEOUTS;
         let mut attempt = 1;
@@ -244,7 +244,10 @@ fn short(text: &str) -> String {
 }
 
 /// Reads an answer of the token endpoint: the token and its `expires_in`, or the failure.
-pub fn classify(status: u16, body: &[u8]) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
+pub(super) fn classify(
+    status: u16,
+    body: &[u8],
+) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
     let doc: Option<Value> = serde_json::from_slice(body).ok();
     let object = doc.as_ref().filter(|d| d.is_object());
     if (200..300).contains(&status) {

@@ -77,6 +77,8 @@ impl std::fmt::Debug for TokenClient {
 }
 
 impl TokenClient {
+    /// A client for `config`; fails with `Error::Config` naming the bad setting. Makes no
+    /// request: the first token is fetched on first use.
     pub fn new(config: TokenClientConfig) -> Result<Self> {
         let checked = config.validate()?;
         let stats = Arc::new(TokenStats::default());
@@ -104,10 +106,12 @@ impl TokenClient {
         &self.cache.source().endpoint
     }
 
+    /// The OAuth client id.
     pub fn client_id(&self) -> &str {
         self.endpoint().auth().client_id()
     }
 
+    /// How the client authenticates.
     pub fn auth_method(&self) -> AuthMethod {
         self.endpoint().auth().method()
     }
@@ -127,6 +131,7 @@ impl TokenClient {
         self.endpoint().known_url()
     }
 
+    /// This client's counters.
     pub fn stats(&self) -> &TokenStats {
         &self.stats
     }

@@ -16,13 +16,14 @@ pub struct VerifiedClaims {
 }
 
 impl VerifiedClaims {
-    pub fn new(map: Map<String, Value>) -> Self {
+    pub(crate) fn new(map: Map<String, Value>) -> Self {
         VerifiedClaims {
             map,
             converted: OnceLock::new(),
         }
     }
 
+    /// The claims as a JSON object.
     pub fn map(&self) -> &Map<String, Value> {
         &self.map
     }

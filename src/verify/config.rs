@@ -26,25 +26,42 @@ pub(crate) const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
 /// Mirrors the keyword arguments of the Python `Verifier`.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
+    /// The trusted issuer (`iss`), an http(s) URL; also where discovery starts.
     pub issuer: String,
+    /// The key set's URL; else found through the issuer's discovery document.
     pub jwks_uri: Option<String>,
+    /// Accepted audiences (`aud`); empty: not checked.
     pub audience: Vec<String>,
+    /// Accepted authorized parties (`azp`); None: any.
     pub allowed_azp: Option<Vec<String>>,
+    /// Accepted header algorithms; None: every asymmetric one.
     pub algorithms: Option<Vec<String>>,
+    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
     pub leeway: i64,
+    /// Whether `iss` must equal `issuer`.
     pub verify_issuer: bool,
+    /// Claims a token must carry.
     pub required_claims: Vec<String>,
+    /// Accepted `typ` values, when the token has one; None: any.
     pub token_types: Option<Vec<String>>,
+    /// Longer tokens are refused unread.
     pub max_token_bytes: i64,
+    /// Verified tokens remembered; 0: no cache.
     pub cache_size: i64,
+    /// Seconds a key set is fresh when the server sends no `max-age`.
     pub jwks_ttl: f64,
+    /// Seconds between refetches for unknown kids.
     pub jwks_cooldown: f64,
+    /// Seconds past expiry a key set is still served while the IdP is down.
     pub jwks_max_stale: f64,
+    /// Seconds allowed for one request to the IdP.
     pub http_timeout: f64,
+    /// Extra CA certificates (PEM) trusted beside the system's.
     pub ca_bundle: Option<PathBuf>,
 }
 
 impl VerifierConfig {
+    /// The defaults for `issuer`.
     pub fn new(issuer: impl Into<String>) -> Self {
         VerifierConfig {
             issuer: issuer.into(),

@@ -283,3 +283,16 @@ fn blocking_calls_work_from_plain_threads() {
     assert_eq!(server.hits.load(Ordering::SeqCst), 1);
     assert!(!format!("{client:?}").contains(SECRET));
 }
+
+#[tokio::test]
+async fn a_miss_is_fetched_from_its_lookup() {
+    let server = serve(Arc::new(|n, _: &Seen| ok(&format!("tok-{n}"), 300))).await;
+    let client = TokenClient::new(config(Some(format!("{}/token", server.base)))).unwrap();
+    let Err(miss) = client.lookup() else {
+        panic!("a new client holds no token")
+    };
+    assert_eq!(client.fetch(miss).await.unwrap().value(), "tok-0");
+    assert_eq!(client.lookup().unwrap().value(), "tok-0");
+    assert_eq!(client.stats().cache_hits.get(), 1);
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+}

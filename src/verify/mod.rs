@@ -67,10 +67,16 @@ pub enum Lookup<'t> {
 
 /// A token the verified-token cache does not hold: size-checked, with the time its lookup read.
 #[must_use = "an uncached token is verified with a verify_uncached*"]
-#[derive(Debug)]
 pub struct Uncached<'t> {
     token: &'t str,
     now: u64,
+}
+
+/// Never shows the token: Debug output ends up in logs.
+impl std::fmt::Debug for Uncached<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Uncached({} bytes)", self.token.len())
+    }
 }
 
 /// A token split and its header checked: what a check after a key fetch starts from.

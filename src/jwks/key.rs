@@ -39,13 +39,10 @@ const MAX_SIGNATURE_BYTES: usize = 1024;
 
 /// The aws-lc-rs algorithm that checks `alg`, as jsonwebtoken's aws-lc provider maps them.
 fn verification(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
+    if let Some(rsa) = rsa_params(alg) {
+        return Some(rsa);
+    }
     Some(match alg {
-        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
         Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
         Algorithm::EdDSA => &sig::ED25519,
@@ -53,6 +50,7 @@ fn verification(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorith
     })
 }
 
+/// RSA's parameters double as its verification algorithms.
 fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
     Some(match alg {
         Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,

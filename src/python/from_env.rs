@@ -19,21 +19,21 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 
 /// A variable of the process environment (None when unset or not Unicode).
-pub fn var(name: &str) -> Option<String> {
+pub(super) fn var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
 /// A core object on its way into a Python instance; taken once.
 #[pyclass(frozen, name = "_Prepared", module = "tokenward._native")]
-pub struct Prepared(Mutex<Option<Box<dyn std::any::Any + Send>>>);
+pub(super) struct Prepared(Mutex<Option<Box<dyn std::any::Any + Send>>>);
 
 impl Prepared {
-    pub fn new<T: Send + 'static>(core: T) -> Self {
+    pub(super) fn new<T: Send + 'static>(core: T) -> Self {
         Prepared(Mutex::new(Some(Box::new(core))))
     }
 
     /// The core object, once, when it is a `T`.
-    pub fn take<T: 'static>(&self) -> PyResult<T> {
+    pub(super) fn take<T: 'static>(&self) -> PyResult<T> {
         let taken = self.0.lock().ok().and_then(|mut slot| slot.take());
         match taken.map(|core| core.downcast::<T>()) {
             Some(Ok(core)) => Ok(*core),
@@ -50,7 +50,7 @@ impl Prepared {
 }
 
 /// A constructor argument: the value a caller passes, or a [`Prepared`] from `from_env`.
-pub enum Given<T> {
+pub(super) enum Given<T> {
     Value(T),
     Prepared(Py<Prepared>),
 }
@@ -68,7 +68,7 @@ impl<'a, 'py, T: FromPyObject<'a, 'py>> FromPyObject<'a, 'py> for Given<T> {
 }
 
 /// The error for a keyword `from_env` does not take, worded as Python words it.
-pub fn unexpected(class: &str, name: &str) -> PyErr {
+pub(super) fn unexpected(class: &str, name: &str) -> PyErr {
     PyTypeError::new_err(format!(
         "{class}.from_env() got an unexpected keyword argument '{name}'"
     ))

@@ -61,7 +61,7 @@ impl PySigningKey {
     /// The private key as a JWK dict (public members and kid included).
     fn private_jwk<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let text = self.inner.private_jwk()?;
-        let value: serde_json::Value =
+        let value: Value =
             serde_json::from_str(&text).map_err(|e| PyValueError::new_err(e.to_string()))?;
         convert::value(py, &value)
     }

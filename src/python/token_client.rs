@@ -202,10 +202,10 @@ impl PyTokenClient {
 
     /// A valid access token; waits (without the GIL) only when a new one must be fetched.
     fn get_token(&self, py: Python<'_>) -> PyResult<String> {
-        if let Some(token) = self.inner.cached_token() {
-            return Ok(token.value().to_owned());
-        }
-        let token = py.detach(|| self.inner.get_token_blocking())?;
+        let token = match self.inner.lookup() {
+            Ok(token) => token,
+            Err(miss) => py.detach(|| self.inner.fetch_blocking(miss))?,
+        };
         Ok(token.value().to_owned())
     }
 

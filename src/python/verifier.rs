@@ -12,7 +12,7 @@ use super::async_bridge::future_into_py;
 use super::convert::{self, ClaimsObject};
 use super::from_env::{self, Given, Prepared};
 use crate::error::{Code, Error};
-use crate::verify::{Claims, Verifier, VerifierConfig};
+use crate::verify::{Lookup, Verifier, VerifierConfig};
 
 #[pyclass(frozen, subclass, name = "Verifier", module = "tokenward._native")]
 pub struct PyVerifier {
@@ -71,15 +71,6 @@ fn apply(config: &mut VerifierConfig, name: &str, value: &Bound<'_, PyAny>) -> P
         other => return Err(from_env::unexpected("Verifier", other)),
     }
     Ok(())
-}
-
-impl PyVerifier {
-    /// A verified-token cache hit, served with the GIL held: it takes less time than releasing
-    /// and re-taking the GIL would, and hands no GIL switch to other threads. Only the signature
-    /// check (a miss) runs with the GIL released.
-    fn cached(&self, token: &str) -> PyResult<Option<Claims>> {
-        Ok(self.inner.cached(token)?)
-    }
 }
 
 #[pymethods]
@@ -164,15 +155,19 @@ impl PyVerifier {
         self.inner.issuer()
     }
 
-    /// The claims as a fresh dict. Blocks (without the GIL) only when keys must be fetched.
+    /// The claims as a fresh dict. The cache probe runs with the GIL held: a hit takes less
+    /// time than releasing and re-taking the GIL would, and hands no GIL switch to other
+    /// threads. Only a miss (the signature check, and any key fetch) releases it.
     fn verify<'py>(
         &self,
         py: Python<'py>,
         token: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let claims = with_token(token, |t| match self.cached(t)? {
-            Some(claims) => Ok(claims),
-            None => Ok(py.detach(|| self.inner.verify_blocking(t))?),
+        let claims = with_token(token, |t| match self.inner.lookup(t)? {
+            Lookup::Hit(claims) => Ok(claims),
+            Lookup::Miss(uncached) => {
+                Ok(py.detach(|| self.inner.verify_uncached_blocking(uncached))?)
+            }
         })?;
         convert::claims(py, &claims)
     }
@@ -183,9 +178,9 @@ impl PyVerifier {
         py: Python<'py>,
         token: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let claims = with_token(token, |t| match self.cached(t)? {
-            Some(claims) => Ok(Some(claims)),
-            None => Ok(py.detach(|| self.inner.verify_now(t))?),
+        let claims = with_token(token, |t| match self.inner.lookup(t)? {
+            Lookup::Hit(claims) => Ok(Some(claims)),
+            Lookup::Miss(uncached) => Ok(py.detach(|| self.inner.verify_uncached_now(uncached))?),
         })?;
         claims.map(|c| convert::claims(py, &c)).transpose()
     }
@@ -225,7 +220,7 @@ impl PyVerifier {
 
 /// Moves the clock the verifier and key cache read forward by `seconds` (tests only).
 #[pyfunction]
-pub fn _advance_clock(seconds: f64) -> PyResult<()> {
+pub(super) fn _advance_clock(seconds: f64) -> PyResult<()> {
     if !(seconds.is_finite() && seconds >= 0.0) {
         return Err(pyo3::exceptions::PyValueError::new_err(
             "seconds must be >= 0",
@@ -237,6 +232,6 @@ pub fn _advance_clock(seconds: f64) -> PyResult<()> {
 
 /// Back to the real time (tests only).
 #[pyfunction]
-pub fn _reset_clock() {
+pub(super) fn _reset_clock() {
     crate::clock::reset();
 }

@@ -3,24 +3,40 @@
 use std::fmt;
 
 /// Why a token was rejected. The strings are part of the public API (`InvalidToken.code`).
+/// New codes may come with new checks: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Code {
+    /// Not a compact JWS we accept (shape, base64url, JSON, header parameters).
     Malformed,
+    /// Longer than `max_token_bytes`.
     TooLarge,
+    /// Unsigned, or the signature does not verify.
     BadSignature,
+    /// The header's `alg` is not allowed, or does not match its key.
     AlgNotAllowed,
+    /// No published key has the token's `kid`.
     UnknownKid,
+    /// Past `exp` (plus leeway).
     Expired,
+    /// Before `nbf`, or `iat` in the future (beyond leeway).
     NotYetValid,
+    /// `iss` is not the trusted issuer.
     BadIssuer,
+    /// `aud` names none of the accepted audiences.
     BadAudience,
+    /// `azp` is not an allowed authorized party.
     AzpNotAllowed,
+    /// `typ` is not an accepted token type.
     WrongTokenType,
+    /// A required claim is absent.
     MissingClaim,
+    /// A registered claim has the wrong type.
     BadClaim,
 }
 
 impl Code {
+    /// The code's name, as `InvalidToken.code` carries it.
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Malformed => "malformed",
@@ -53,33 +69,51 @@ pub struct TokenRequestFailure {
     pub status: Option<u16>,
     /// The OAuth2 `error` member, when the body had one.
     pub error: Option<String>,
+    /// What happened, for a log line (never the secret, even if the server echoed it).
     pub description: String,
     /// Whether trying again later may succeed (network errors, 5xx, 429).
     pub retryable: bool,
 }
 
-/// Messages never contain a token, a secret or key material: callers log them.
+/// Messages never contain a token, a secret or key material: callers log them. New variants
+/// may come: match with a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// The token is refused (a 401 for the caller's client).
     #[error("{detail}")]
-    InvalidToken { code: Code, detail: String },
+    InvalidToken {
+        /// Why, as a stable code.
+        code: Code,
+        /// Why, in words.
+        detail: String,
+    },
+    /// No key set to check the token against: the IdP is unreachable and nothing usable is
+    /// cached (a 503, not the token's fault).
     #[error("signing keys unavailable: {0}")]
     KeySetUnavailable(String),
+    /// The token endpoint did not issue a token.
     #[error("token request failed: {}", .0.description)]
     TokenRequest(TokenRequestFailure),
+    /// A setting is unusable.
     #[error("invalid setting {setting}: {message}")]
-    Config { setting: String, message: String },
+    Config {
+        /// The setting's name, as the caller spelled it (keyword argument or variable).
+        setting: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl Error {
-    pub fn invalid(code: Code, detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Error::InvalidToken {
             code,
             detail: detail.into(),
         }
     }
 
-    pub fn config(setting: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn config(setting: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config {
             setting: setting.into(),
             message: message.into(),
@@ -95,4 +129,5 @@ impl Error {
     }
 }
 
+/// The core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
-pub struct ForkLocal<T: Clone> {
+pub(crate) struct ForkLocal<T: Clone> {
     slot: Mutex<Option<(u32, T)>>,
     make: fn() -> T,
 }
 
 impl<T: Clone> ForkLocal<T> {
-    pub const fn new(make: fn() -> T) -> Self {
+    pub(crate) const fn new(make: fn() -> T) -> Self {
         ForkLocal {
             slot: Mutex::new(None),
             make,
@@ -21,7 +21,7 @@ impl<T: Clone> ForkLocal<T> {
     }
 
     /// The value for this process, made on first use here.
-    pub fn get(&self) -> T {
+    pub(crate) fn get(&self) -> T {
         let pid = std::process::id();
         // A parent thread may have held this lock at fork time; the child has no such thread.
         let mut slot = self.slot.lock();
@@ -42,21 +42,21 @@ impl<T: Clone> ForkLocal<T> {
 }
 
 /// The current process id, cheap enough for hot paths.
-pub fn pid() -> u32 {
+pub(crate) fn pid() -> u32 {
     std::process::id()
 }
 
 /// "One background task at a time, per process": a claim made by a parent process means
 /// nothing in its child, whose copy of the task never runs.
-pub struct ProcessClaim(AtomicU32);
+pub(crate) struct ProcessClaim(AtomicU32);
 
 impl ProcessClaim {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         ProcessClaim(AtomicU32::new(0))
     }
 
     /// True when this process now holds the claim (and must `release` it when done).
-    pub fn try_claim(&self) -> bool {
+    pub(crate) fn try_claim(&self) -> bool {
         let pid = pid();
         let current = self.0.load(Ordering::Acquire);
         current != pid
@@ -66,7 +66,7 @@ impl ProcessClaim {
                 .is_ok()
     }
 
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.0.store(0, Ordering::Release);
     }
 }

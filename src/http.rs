@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
-pub struct HttpConfig {
+pub(crate) struct HttpConfig {
     pub timeout: Duration,
     pub ca_bundle: Option<PathBuf>,
 }
@@ -24,14 +24,14 @@ impl Default for HttpConfig {
 }
 
 /// A client that is rebuilt after fork: its pooled connections belong to the parent's runtime.
-pub struct Http {
+pub(crate) struct Http {
     config: HttpConfig,
     extra_roots: Vec<reqwest::Certificate>,
     client: Mutex<Option<(u32, reqwest::Client)>>,
 }
 
 impl Http {
-    pub fn new(config: HttpConfig) -> Result<Self> {
+    pub(crate) fn new(config: HttpConfig) -> Result<Self> {
         if config.timeout.is_zero() {
             return Err(Error::config("http_timeout", "must be greater than zero"));
         }
@@ -65,7 +65,7 @@ impl Http {
         Ok(http)
     }
 
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.config.timeout
     }
 
@@ -84,7 +84,7 @@ impl Http {
     }
 
     /// The client for this process.
-    pub fn client(&self) -> reqwest::Client {
+    pub(crate) fn client(&self) -> reqwest::Client {
         let pid = crate::fork::pid();
         let mut slot = self.client.lock();
         if let Some((owner, client)) = slot.as_ref() {
@@ -99,5 +99,26 @@ impl Http {
         let client = self.build().unwrap_or_default();
         *slot = Some((pid, client.clone()));
         client
+    }
+}
+
+/// What went wrong with a request, for a log line or an error message: short for the common
+/// cases, else reqwest's message with its causes (which name the URL, never headers or bodies).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else if e.is_decode() {
+        "body is not valid JSON".into()
+    } else {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
     }
 }

@@ -1,23 +1,35 @@
 //! tokenward: verify OIDC bearer tokens against a realm's JWKS, and fetch client-credentials
 //! tokens. The core (everything but `python`) knows nothing of Python.
+//!
+//! The public surface is what a Rust caller (the benches, a future crate user) needs: the
+//! [`Verifier`], the [`token::TokenClient`], [`SigningKey`], the errors and the SmartEM
+//! conventions of [`keycloak`]. Everything else is `pub(crate)`; the bindings in `python` are
+//! inside the crate and use it freely.
 
-pub mod clock;
-pub mod error;
-pub mod fork;
-pub mod http;
+mod counters;
+mod single_flight;
+
+pub(crate) mod clock;
+pub(crate) mod discovery;
+mod error;
+pub(crate) mod fork;
+pub(crate) mod http;
 pub mod jwks;
-pub mod runtime;
+pub mod keycloak;
+pub(crate) mod runtime;
 pub mod sign;
-pub mod stats;
 pub mod token;
-pub mod verify;
+mod verify;
 
 #[cfg(test)]
 mod testutil;
 
-pub use error::{Code, Error, Result};
+pub use counters::Counter;
+pub use error::{Code, Error, Result, TokenRequestFailure};
 pub use sign::SigningKey;
-pub use verify::{Verifier, VerifierConfig};
+pub use verify::{
+    Claims, Lookup, Uncached, VerifiedClaims, Verifier, VerifierConfig, VerifierStats,
+};
 
 #[cfg(feature = "python")]
 mod python;

@@ -20,13 +20,13 @@ fn build() -> Arc<Runtime> {
     )
 }
 
-pub fn handle() -> Handle {
+pub(crate) fn handle() -> Handle {
     RUNTIME.get().handle().clone()
 }
 
 /// Runs a future to completion from synchronous code (a Python thread or a plain Rust thread).
 /// Called from inside a runtime (which would panic in tokio), the work moves to a scoped thread.
-pub fn block_on<F>(fut: F) -> F::Output
+pub(crate) fn block_on<F>(fut: F) -> F::Output
 where
     F: Future + Send,
     F::Output: Send,
@@ -41,7 +41,7 @@ where
 }
 
 /// Starts background work on the shared runtime.
-pub fn spawn<F>(fut: F)
+pub(crate) fn spawn<F>(fut: F)
 where
     F: Future<Output = ()> + Send + 'static,
 {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::sign::SigningKey;
 
-pub struct JwksServer {
+pub(crate) struct JwksServer {
     pub base: String,
     pub hits: Arc<AtomicUsize>,
     pub down: Arc<AtomicBool>,
@@ -19,7 +19,7 @@ pub struct JwksServer {
 }
 
 impl JwksServer {
-    pub fn start(keys: &[&SigningKey]) -> Self {
+    pub(crate) fn start(keys: &[&SigningKey]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = JwksServer {
@@ -64,15 +64,15 @@ impl JwksServer {
         server
     }
 
-    pub fn jwks_uri(&self) -> String {
+    pub(crate) fn jwks_uri(&self) -> String {
         format!("{}/certs", self.base)
     }
 
-    pub fn publish(&self, keys: &[&SigningKey]) {
+    pub(crate) fn publish(&self, keys: &[&SigningKey]) {
         *self.keys.lock() = keys.iter().map(|k| k.public_jwk().clone()).collect();
     }
 
-    pub fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }

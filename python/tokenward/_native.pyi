@@ -1,44 +1,89 @@
-"""Type stubs for the Rust extension `tokenward._native`.
+"""Type stubs for the Rust extension `tokenward._native` (src/python/).
 
-Exceptions are not defined here: the extension raises the classes of `tokenward.errors`.
+Exactly what the extension defines, checked by `make lint` (`python -m mypy.stubtest
+tokenward._native`). `verify_async` and `get_token_async` are not here: they belong to the Python
+subclasses `tokenward.Verifier` and `tokenward.TokenClient`.
+
+Exceptions are not defined here either: the extension raises the classes of `tokenward.errors`.
 """
 
+import os
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, TypeAlias, TypedDict, final
+
+from typing_extensions import Self, Unpack, disjoint_base
 
 __version__: str
+__all__ = ["SigningKey", "TokenClient", "Verifier", "__version__", "_advance_clock", "_reset_clock"]
 
+_Path: TypeAlias = str | os.PathLike[str]
+_Strings: TypeAlias = str | Sequence[str]
+_Credential: TypeAlias = str | bytes | dict[str, Any]
+
+class _VerifierSettings(TypedDict, total=False):
+    """The keyword arguments of `Verifier.from_env`: those of the constructor."""
+
+    issuer: str
+    jwks_uri: str | None
+    audience: _Strings | None
+    allowed_azp: _Strings | None
+    algorithms: _Strings | None
+    leeway: int
+    verify_issuer: bool
+    required_claims: _Strings | None
+    token_types: Sequence[str] | None
+    max_token_bytes: int
+    cache_size: int
+    jwks_ttl: float
+    jwks_cooldown: float
+    jwks_max_stale: float
+    http_timeout: float
+    ca_bundle: _Path | None
+
+@disjoint_base
 class Verifier:
-    def __init__(
-        self,
+    """Verifies bearer JWTs offline against an issuer's JWKS."""
+
+    def __new__(
+        cls,
         issuer: str,
         *,
         jwks_uri: str | None = None,
-        audience: str | Sequence[str] | None = None,
-        allowed_azp: Sequence[str] | None = None,
-        algorithms: Sequence[str] | None = None,
+        audience: _Strings | None = None,
+        allowed_azp: _Strings | None = None,
+        algorithms: _Strings | None = None,
         leeway: int = 60,
         verify_issuer: bool = True,
-        required_claims: Sequence[str] = ("exp",),
-        token_types: Sequence[str] | None = ("Bearer",),
+        required_claims: _Strings | None = None,
+        token_types: Sequence[str] | None = ...,
         max_token_bytes: int = 16384,
-        cache_size: int = 10_000,
-        jwks_ttl: int = 300,
-        jwks_cooldown: int = 30,
-        jwks_max_stale: int = 86400,
+        cache_size: int = 10000,
+        jwks_ttl: float = 300.0,
+        jwks_cooldown: float = 30.0,
+        jwks_max_stale: float = 86400.0,
         http_timeout: float = 5.0,
-        ca_bundle: str | None = None,
-    ) -> None: ...
+        ca_bundle: _Path | None = None,
+    ) -> Self:
+        """`required_claims=None` means ("exp",); `token_types` defaults to ("Bearer",), and
+        None skips the `typ` check."""
     @classmethod
-    def from_env(cls) -> Verifier: ...
+    def from_env(cls, **overrides: Unpack[_VerifierSettings]) -> Self:
+        """A verifier configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),
+        KEYCLOAK_VERIFY_ISS, KEYCLOAK_ALLOWED_AZP, KEYCLOAK_AUDIENCE and KEYCLOAK_JWKS_URL; the
+        keyword arguments win. Returns an instance of `cls`."""
     @property
     def issuer(self) -> str: ...
-    def verify(self, token: str | bytes) -> dict[str, Any]: ...
-    async def verify_async(self, token: str | bytes) -> dict[str, Any]: ...
-    def stats(self) -> dict[str, int]: ...
+    def verify(self, token: str | bytes) -> dict[str, Any]:
+        """The claims as a fresh dict. Blocks (without the GIL) only when keys must be fetched."""
+    def _verify_now(self, token: str | bytes) -> dict[str, Any] | None:
+        """The claims, or None when a key fetch is needed first. Never touches the network."""
+    def _verify_fetching(self, token: str | bytes) -> Awaitable[dict[str, Any]]:
+        """An awaitable for the full verify, key fetches included."""
     def refresh_keys(self) -> None:
         """Fetch the JWKS now (blocking); raises KeySetUnavailable when it cannot."""
+    def stats(self) -> dict[str, int]: ...
 
+@final
 class SigningKey:
     """A private signing key (RS256/384/512, PS256/384/512, ES256, ES384, EdDSA).
 
@@ -65,34 +110,57 @@ class SigningKey:
         `header_json`; a member whose value is null is removed. The signature is always made
         with this key and its own alg, whatever the header then says (so tests can lie)."""
 
+class _TokenClientSettings(TypedDict, total=False):
+    """The keyword arguments of `TokenClient.from_env`: those of the constructor."""
+
+    token_url: str | None
+    issuer: str | None
+    client_id: str
+    client_secret: _Credential | None
+    private_key: _Credential | None
+    key_id: str | None
+    auth_method: str | None
+    scope: _Strings | None
+    audience: str | None
+    refresh_margin: float
+    timeout: float
+    signing_alg: str | None
+    ca_bundle: _Path | None
+
+@disjoint_base
 class TokenClient:
     """An OAuth2 client-credentials client with one cached token (see docs/token-client.md).
 
     repr() and str() show the client id, auth method and token URL, never a credential."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         token_url: str | None = None,
         *,
         issuer: str | None = None,
         client_id: str,
-        client_secret: str | bytes | None = None,
-        private_key: str | bytes | None = None,
+        client_secret: _Credential | None = None,
+        private_key: _Credential | None = None,
         key_id: str | None = None,
         auth_method: str | None = None,
-        scope: str | Sequence[str] | None = None,
+        scope: _Strings | None = None,
         audience: str | None = None,
-        refresh_margin: float = 30,
-        timeout: float = 10,
+        refresh_margin: float = 30.0,
+        timeout: float = 10.0,
         signing_alg: str | None = None,
-        ca_bundle: str | None = None,
-    ) -> None:
+        ca_bundle: _Path | None = None,
+    ) -> Self:
         """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
-        "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM) is given,
-        else client_secret_post. `signing_alg` picks the private_key_jwt algorithm (default:
-        RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519)."""
+        "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM, or a JWK
+        dict) is given, else client_secret_post. `signing_alg` picks the private_key_jwt
+        algorithm (default: RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519)."""
     @classmethod
-    def from_env(cls, **overrides: Any) -> TokenClient: ...
+    def from_env(cls, **overrides: Unpack[_TokenClientSettings]) -> Self:
+        """A client configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),
+        AGENT_CLIENT_ID or KEYCLOAK_CLIENT_ID, AGENT_CLIENT_SECRET or KEYCLOAK_CLIENT_SECRET,
+        and AGENT_PRIVATE_KEY_FILE (a PEM key: private_key_jwt); the keyword arguments win, and
+        a credential given replaces the environment's. Raises ConfigError naming a missing
+        variable. Returns an instance of `cls`."""
     @property
     def client_id(self) -> str: ...
     @property
@@ -107,13 +175,18 @@ class TokenClient:
     def get_token(self) -> str:
         """A valid access token; blocks (without the GIL) only when one must be fetched.
         Raises TokenRequestError when none can be had."""
-    async def get_token_async(self) -> str: ...
+    def _token_now(self) -> str | None:
+        """The cached token when it is usable now, else None. Never touches the network."""
+    def _get_token_fetching(self) -> Awaitable[str]:
+        """An awaitable for `get_token`."""
     def invalidate(self, token: str | None = None) -> bool:
         """Drop the cached token; with `token`, only if it is still the cached one."""
     def stats(self) -> dict[str, int]:
         """token_requests, token_errors, cache_hits, refreshes_ahead, stale_served,
         invalidations."""
-    def _token_now(self) -> str | None: ...
-    def _get_token_fetching(self) -> Awaitable[str]: ...
 
-def token_client_env_settings(require_credentials: bool = True) -> dict[str, Any]: ...
+def _advance_clock(seconds: float) -> None:
+    """Moves the clock the verifier and caches read forward by `seconds` (tests only)."""
+
+def _reset_clock() -> None:
+    """Back to the real time (tests only)."""

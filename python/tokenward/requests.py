@@ -85,7 +85,8 @@ class BearerAuth(requests.auth.AuthBase):
         # Cookies the 401 set go along, as requests' own digest auth does.
         jar = getattr(retry, "_cookies", None)
         if jar is not None and response.raw is not None:
-            extract_cookies_to_jar(jar, request, response.raw)
+            # types-requests leaves this helper unannotated.
+            extract_cookies_to_jar(jar, request, response.raw)  # type: ignore[no-untyped-call]
             retry.prepare_cookies(jar)
         token = self.client.get_token()
         retry.headers["Authorization"] = f"Bearer {token}"

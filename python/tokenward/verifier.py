@@ -1,4 +1,9 @@
-"""`Verifier`: the native verifier plus the two entry points that are easier in Python."""
+"""`Verifier`: the native verifier plus `verify_async`, which is easier written in Python.
+
+The verification and key-set policies are described in docs/architecture.md ("Verification
+policy", "Key-set policy"). `from_env` is native: the environment is read, and the verifier
+built, in Rust (src/python/from_env.rs).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,8 @@ from . import _native
 
 
 class Verifier(_native.Verifier):
-    """Verifies bearer JWTs offline against an issuer's JWKS. See DESIGN.md for the policy."""
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> Verifier:
-        """A verifier configured from KEYCLOAK_URL, KEYCLOAK_REALM, KEYCLOAK_VERIFY_ISS,
-        KEYCLOAK_ALLOWED_AZP, KEYCLOAK_AUDIENCE and KEYCLOAK_JWKS_URL; keyword arguments win."""
-        settings = dict(_native.verifier_env_settings())
-        settings.update(overrides)
-        issuer = settings.pop("issuer")
-        return cls(issuer, **settings)
+    """Verifies bearer JWTs offline against an issuer's JWKS. See docs/architecture.md for the
+    policy."""
 
     async def verify_async(self, token: str | bytes) -> dict[str, Any]:
         """Like `verify`, but a key fetch is awaited instead of blocking the event loop."""

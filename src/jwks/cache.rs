@@ -1,10 +1,9 @@
-//! The JWKS cache and its fetch policy (DESIGN.md, "JWKS cache policy"):
+//! The JWKS cache and its fetch policy (docs/architecture.md, "Key-set policy"):
 //! - keys are served from an immutable snapshot, swapped whole after each fetch;
 //! - past 80 % of the TTL one background refresh starts; callers never wait for it;
 //! - an unknown kid triggers one shared refetch, then at most one per cooldown;
 //! - a failed fetch keeps the last good keys, served up to `max_stale` past expiry.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,9 +11,9 @@ use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
 use crate::error::{Code, Error, Result};
-use crate::fork::{ForkLocal, ProcessClaim};
 use crate::http::Http;
-use crate::stats::Stats;
+use crate::single_flight::{self, RefreshAhead, Seen, SingleFlight, Turn};
+use crate::verify::VerifierStats;
 
 use super::fetch::Source;
 use super::key::{KeySet, VerifyingKey};
@@ -26,7 +25,7 @@ const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 const FAILED_FETCH_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
-pub struct JwksPolicy {
+pub(crate) struct JwksPolicy {
     /// Freshness when the server sends no `Cache-Control: max-age`.
     pub default_ttl: Duration,
     pub cooldown: Duration,
@@ -57,7 +56,7 @@ struct Control {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(super) enum Reason {
     /// Nothing usable cached (never fetched, emptied, or past `max_stale`).
     NoKeys,
     UnknownKid,
@@ -66,39 +65,36 @@ pub enum Reason {
 }
 
 /// What the verifier must do next for a kid.
-pub enum Lookup {
+pub(crate) enum Lookup {
     Found(Arc<VerifyingKey>),
     /// Fetch (single-flight) with this ticket, then look up again.
     Fetch(Ticket),
     Rejected(Error),
 }
 
-pub struct Ticket {
-    generation: u64,
+pub(crate) struct Ticket {
+    seen: Seen,
     reason: Reason,
 }
 
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     http: Http,
     source: Source,
     policy: JwksPolicy,
     snapshot: ArcSwapOption<Snapshot>,
     control: Mutex<Control>,
-    /// Completed fetch attempts: a caller that queued behind a fetch sees it moved and skips its own.
-    generation: AtomicU64,
-    gate: ForkLocal<Arc<tokio::sync::Mutex<()>>>,
-    /// The pid of the process whose background refresh is running, or 0.
-    refreshing: ProcessClaim,
-    stats: Arc<Stats>,
+    /// A caller that queued behind a fetch sees it completed and skips its own.
+    flight: SingleFlight,
+    stats: Arc<VerifierStats>,
 }
 
 impl JwksCache {
-    pub fn new(
+    pub(crate) fn new(
         http: Http,
         issuer: &str,
         jwks_uri: Option<String>,
         policy: JwksPolicy,
-        stats: Arc<Stats>,
+        stats: Arc<VerifierStats>,
     ) -> Self {
         JwksCache {
             http,
@@ -106,16 +102,14 @@ impl JwksCache {
             policy,
             snapshot: ArcSwapOption::const_empty(),
             control: Mutex::new(Control::default()),
-            generation: AtomicU64::new(0),
-            gate: ForkLocal::new(|| Arc::new(tokio::sync::Mutex::new(()))),
-            refreshing: ProcessClaim::new(),
+            flight: SingleFlight::new(),
             stats,
         }
     }
 
     /// The fingerprint of the key now published under `kid`, if any, for a verified-token cache
     /// hit. Keeps refresh-ahead going for services that only ever see cached tokens.
-    pub fn published_fingerprint(self: &Arc<Self>, kid: Option<&str>) -> Option<u64> {
+    pub(crate) fn published_fingerprint(self: &Arc<Self>, kid: Option<&str>) -> Option<u64> {
         let guard = self.snapshot.load();
         let snap = guard.as_ref()?;
         let now = crate::clock::instant();
@@ -129,12 +123,12 @@ impl JwksCache {
         snap.keys.get(kid).map(|k| k.fingerprint)
     }
 
-    pub fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
+    pub(crate) fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
         let now = crate::clock::instant();
         // Read before the snapshot: a fetch stores its snapshot before it bumps the generation,
         // so a ticket never names a generation older than the keys this lookup saw.
-        let generation = self.generation.load(Ordering::Acquire);
-        let ticket = |reason| Lookup::Fetch(Ticket { generation, reason });
+        let seen = self.flight.observe();
+        let ticket = |reason| Lookup::Fetch(Ticket { seen, reason });
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
             return self.unless_backing_off(now, ticket(Reason::NoKeys));
@@ -145,7 +139,7 @@ impl JwksCache {
         }
         if age >= snap.ttl.mul_f64(0.8) {
             if age > snap.ttl {
-                Stats::bump(&self.stats.stale_served);
+                self.stats.stale_served.bump();
             }
             self.refresh_ahead(now);
         }
@@ -167,7 +161,7 @@ impl JwksCache {
             {
                 return Lookup::Found(key);
             }
-            Stats::bump(&self.stats.unknown_kid_rejected);
+            self.stats.unknown_kid_rejected.bump();
             Lookup::Rejected(unknown_kid(kid))
         } else {
             ticket(Reason::UnknownKid)
@@ -185,24 +179,22 @@ impl JwksCache {
 
     /// Runs the fetch a `Lookup::Fetch` asked for. Concurrent callers share one request: whoever
     /// gets the gate second finds the generation moved and returns at once.
-    pub async fn fetch(&self, ticket: Ticket) -> Result<()> {
-        let gate = self.gate.get();
-        let _held = gate.lock().await;
-        if self.generation.load(Ordering::Acquire) != ticket.generation {
+    pub(crate) async fn fetch(&self, ticket: Ticket) -> Result<()> {
+        let turn = self.flight.turn().await;
+        if turn.moved_since(ticket.seen) {
             return Ok(());
         }
-        self.fetch_locked(ticket.reason).await
+        self.fetch_locked(&turn, ticket.reason).await
     }
 
     /// Fetches now, whatever the cache holds (`Verifier.refresh_keys`).
-    pub async fn refresh(&self) -> Result<()> {
-        let gate = self.gate.get();
-        let _held = gate.lock().await;
-        self.fetch_locked(Reason::Explicit).await
+    pub(crate) async fn refresh(&self) -> Result<()> {
+        let turn = self.flight.turn().await;
+        self.fetch_locked(&turn, Reason::Explicit).await
     }
 
-    async fn fetch_locked(&self, reason: Reason) -> Result<()> {
-        Stats::bump(&self.stats.jwks_fetches);
+    async fn fetch_locked(&self, turn: &Turn<'_>, reason: Reason) -> Result<()> {
+        self.stats.jwks_fetches.bump();
         let result = self.source.fetch(&self.http).await;
         let now = crate::clock::instant();
         let mut control = self.control.lock();
@@ -245,11 +237,11 @@ impl JwksCache {
             }
             Err(e) => Err(e),
         };
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        turn.completed();
         match outcome {
             Ok(()) => Ok(()),
             Err(message) => {
-                Stats::bump(&self.stats.jwks_errors);
+                self.stats.jwks_errors.bump();
                 control.retry_after = Some(now + FAILED_FETCH_BACKOFF.min(self.policy.cooldown));
                 let usable = previous.is_some_and(|p| {
                     !p.keys.is_empty()
@@ -272,21 +264,19 @@ impl JwksCache {
         if self.control.lock().retry_after.is_some_and(|t| now < t) {
             return;
         }
-        if !self.refreshing.try_claim() {
-            return;
+        single_flight::refresh_ahead(self, || self.stats.refreshes_ahead.bump());
+    }
+}
+
+impl RefreshAhead for JwksCache {
+    fn flight(&self) -> &SingleFlight {
+        &self.flight
+    }
+
+    async fn refresh_ahead_locked(&self, turn: &Turn<'_>) {
+        if let Err(e) = self.fetch_locked(turn, Reason::Scheduled).await {
+            log::warn!("background JWKS refresh failed: {e}");
         }
-        Stats::bump(&self.stats.refreshes_ahead);
-        let cache = Arc::clone(self);
-        crate::runtime::spawn(async move {
-            let ticket = Ticket {
-                generation: cache.generation.load(Ordering::Acquire),
-                reason: Reason::Scheduled,
-            };
-            if let Err(e) = cache.fetch(ticket).await {
-                log::warn!("background JWKS refresh failed: {e}");
-            }
-            cache.refreshing.release();
-        });
     }
 }
 

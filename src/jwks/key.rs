@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// The key types the verifier accepts, each with the header algorithms it can check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     Rsa,
     EcP256,
     EcP384,
@@ -23,7 +23,7 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    pub fn accepts(self, alg: Algorithm) -> bool {
+    pub(crate) fn accepts(self, alg: Algorithm) -> bool {
         use Algorithm::*;
         match self {
             KeyKind::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
@@ -39,13 +39,10 @@ const MAX_SIGNATURE_BYTES: usize = 1024;
 
 /// The aws-lc-rs algorithm that checks `alg`, as jsonwebtoken's aws-lc provider maps them.
 fn verification(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
+    if let Some(rsa) = rsa_params(alg) {
+        return Some(rsa);
+    }
     Some(match alg {
-        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
         Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
         Algorithm::EdDSA => &sig::ED25519,
@@ -53,6 +50,7 @@ fn verification(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorith
     })
 }
 
+/// RSA's parameters double as its verification algorithms.
 fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
     Some(match alg {
         Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
@@ -65,7 +63,7 @@ fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
     })
 }
 
-pub struct VerifyingKey {
+pub(crate) struct VerifyingKey {
     pub kid: String,
     pub kind: KeyKind,
     /// The JWK's own `alg`, which the token's header must then equal.
@@ -80,7 +78,7 @@ pub struct VerifyingKey {
 impl VerifyingKey {
     /// Whether `signature` (base64url, as in the token) is this key's signature of `message`
     /// under `alg`. False for an algorithm the key does not take.
-    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
         let Some((_, key)) = self.parsed.iter().find(|(a, _)| *a == alg) else {
             return false;
         };
@@ -134,11 +132,11 @@ impl std::fmt::Debug for VerifyingKey {
 /// The usable keys of one fetch, by kid.
 #[derive(Debug, Default)]
 pub struct KeySet {
-    pub keys: HashMap<String, Arc<VerifyingKey>>,
+    pub(crate) keys: HashMap<String, Arc<VerifyingKey>>,
 }
 
 impl KeySet {
-    pub fn get(&self, kid: Option<&str>) -> Option<&Arc<VerifyingKey>> {
+    pub(crate) fn get(&self, kid: Option<&str>) -> Option<&Arc<VerifyingKey>> {
         match kid {
             Some(kid) => self.keys.get(kid),
             // A token without a kid is only unambiguous against a single-key set.
@@ -147,10 +145,12 @@ impl KeySet {
         }
     }
 
+    /// How many usable keys the set holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no usable key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

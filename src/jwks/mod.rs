@@ -4,5 +4,5 @@ mod cache;
 mod fetch;
 mod key;
 
-pub use cache::{JwksCache, JwksPolicy, Lookup, Ticket};
-pub use key::{parse_jwks, KeySet, VerifyingKey};
+pub(crate) use cache::{JwksCache, JwksPolicy, Lookup, Ticket};
+pub use key::{parse_jwks, KeySet};

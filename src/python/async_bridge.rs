@@ -9,9 +9,9 @@ use pyo3_async_runtimes::generic::{self, ContextExt, JoinError, Runtime};
 use pyo3_async_runtimes::TaskLocals;
 use tokio::task::JoinHandle;
 
-pub struct SharedRuntime;
+pub(super) struct SharedRuntime;
 
-pub struct Joined(tokio::task::JoinError);
+pub(super) struct Joined(tokio::task::JoinError);
 
 impl JoinError for Joined {
     fn is_panic(&self) -> bool {
@@ -23,7 +23,7 @@ impl JoinError for Joined {
     }
 }
 
-pub struct Handle(JoinHandle<()>);
+pub(super) struct Handle(JoinHandle<()>);
 
 impl Future for Handle {
     type Output = Result<(), Joined>;
@@ -73,7 +73,7 @@ impl ContextExt for SharedRuntime {
 }
 
 /// A Python awaitable for a Rust future, run on the shared runtime.
-pub fn future_into_py<F, T>(py: Python<'_>, fut: F) -> PyResult<Bound<'_, PyAny>>
+pub(super) fn future_into_py<F, T>(py: Python<'_>, fut: F) -> PyResult<Bound<'_, PyAny>>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'py> IntoPyObject<'py> + Send + 'static,

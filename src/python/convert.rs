@@ -48,7 +48,7 @@ fn name<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
     made
 }
 
-pub fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+pub(super) fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     match v {
         Value::Null => Ok(py.None().into_bound(py)),
         Value::Bool(b) => b.into_bound_py_any(py),
@@ -73,7 +73,7 @@ pub fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
-pub fn dict<'py>(py: Python<'py>, map: &Map<String, Value>) -> PyResult<Bound<'py, PyDict>> {
+pub(super) fn dict<'py>(py: Python<'py>, map: &Map<String, Value>) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     for (k, v) in map {
         out.set_item(name(py, k), value(py, v)?)?;
@@ -158,7 +158,7 @@ impl Node {
 struct Template(OnceLock<Node>);
 
 /// The claims as a fresh dict.
-pub fn claims<'py>(py: Python<'py>, claims: &Claims) -> PyResult<Bound<'py, PyDict>> {
+pub(super) fn claims<'py>(py: Python<'py>, claims: &Claims) -> PyResult<Bound<'py, PyDict>> {
     // Claims nobody else holds (the cache is off, or did not keep them) are converted directly.
     if Arc::strong_count(claims) == 1 {
         return dict(py, claims.map());
@@ -185,7 +185,7 @@ pub fn claims<'py>(py: Python<'py>, claims: &Claims) -> PyResult<Bound<'py, PyDi
 }
 
 /// Claims crossing an async bridge; turned into a dict once back with the GIL.
-pub struct ClaimsObject(pub Claims);
+pub(super) struct ClaimsObject(pub Claims);
 
 impl<'py> IntoPyObject<'py> for ClaimsObject {
     type Target = PyDict;

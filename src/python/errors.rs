@@ -1,68 +1,61 @@
-//! Core errors -> the exception classes of `tokenward.errors` (defined in Python so that
-//! `ConfigError` can also be a `ValueError`).
+//! Core errors -> the exception classes of `tokenward.errors`. Those stay defined in Python so
+//! that `ConfigError` can also be a `ValueError` and every class pickles as a plain Python one;
+//! `import_exception!` binds each (imported once, on first use).
+//!
+//! With `From<Error> for PyErr`, `?` converts a core error wherever a `PyResult` is returned.
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::PyDict;
 
 use crate::error::{Code, Error};
 
-fn class<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyType>>,
-    name: &str,
-) -> PyResult<Bound<'py, PyType>> {
-    cell.get_or_try_init(py, || {
-        let module = py.import("tokenward.errors")?;
-        Ok::<_, PyErr>(module.getattr(name)?.cast_into::<PyType>()?.unbind())
-    })
-    .map(|c| c.bind(py).clone())
+mod classes {
+    pyo3::import_exception!(tokenward.errors, InvalidToken);
+    pyo3::import_exception!(tokenward.errors, ExpiredToken);
+    pyo3::import_exception!(tokenward.errors, KeySetUnavailable);
+    pyo3::import_exception!(tokenward.errors, TokenRequestError);
+    pyo3::import_exception!(tokenward.errors, ConfigError);
 }
 
-static INVALID_TOKEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static EXPIRED_TOKEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static KEY_SET_UNAVAILABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static TOKEN_REQUEST_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static CONFIG_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+use classes::{ConfigError, ExpiredToken, InvalidToken, KeySetUnavailable, TokenRequestError};
 
-fn build(py: Python<'_>, e: Error) -> PyResult<PyErr> {
+/// The exception instance, made at once: `ConfigError` and `TokenRequestError` take keyword-only
+/// arguments, which a lazily built `PyErr` cannot pass.
+fn exception(py: Python<'_>, e: Error) -> PyResult<PyErr> {
     let message = e.to_string();
     let instance = match e {
         Error::InvalidToken { code, .. } => {
-            let cls = if code == Code::Expired {
-                class(py, &EXPIRED_TOKEN, "ExpiredToken")?
+            let args = (message, code.as_str());
+            if code == Code::Expired {
+                py.get_type::<ExpiredToken>().call1(args)?
             } else {
-                class(py, &INVALID_TOKEN, "InvalidToken")?
-            };
-            cls.call1((message, code.as_str()))?
+                py.get_type::<InvalidToken>().call1(args)?
+            }
         }
-        Error::KeySetUnavailable(_) => {
-            class(py, &KEY_SET_UNAVAILABLE, "KeySetUnavailable")?.call1((message,))?
-        }
+        Error::KeySetUnavailable(_) => py.get_type::<KeySetUnavailable>().call1((message,))?,
         Error::TokenRequest(failure) => {
             let kwargs = PyDict::new(py);
             kwargs.set_item("status", failure.status)?;
             kwargs.set_item("error", failure.error)?;
             kwargs.set_item("retryable", failure.retryable)?;
-            class(py, &TOKEN_REQUEST_ERROR, "TokenRequestError")?.call((message,), Some(&kwargs))?
+            py.get_type::<TokenRequestError>()
+                .call((message,), Some(&kwargs))?
         }
         Error::Config { setting, .. } => {
             let kwargs = PyDict::new(py);
             kwargs.set_item("setting", setting)?;
-            class(py, &CONFIG_ERROR, "ConfigError")?.call((message,), Some(&kwargs))?
+            py.get_type::<ConfigError>()
+                .call((message,), Some(&kwargs))?
         }
     };
     Ok(PyErr::from_value(instance))
 }
 
-pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
-    build(py, e).unwrap_or_else(|lookup| {
-        PyRuntimeError::new_err(format!("tokenward.errors is unusable: {lookup}"))
-    })
-}
-
-/// For `.map_err` where no `py` is at hand (inside futures): attaches briefly.
-pub fn to_py_attached(e: Error) -> PyErr {
-    Python::attach(|py| to_py(py, e))
+impl From<Error> for PyErr {
+    /// Attaches to the interpreter (free when the caller already is, as every wrapper is after
+    /// its `detach`; a future's error is converted on a runtime thread, which attaches briefly).
+    fn from(e: Error) -> PyErr {
+        // Should building the exception itself fail, that failure is what the caller sees.
+        Python::attach(|py| exception(py, e).unwrap_or_else(|failure| failure))
+    }
 }

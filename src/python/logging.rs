@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 
-pub fn install(py: Python<'_>) {
+pub(super) fn install(py: Python<'_>) {
     let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)
         .map(|l| l.filter(log::LevelFilter::Debug));
     match logger {

@@ -4,6 +4,7 @@
 mod async_bridge;
 mod convert;
 mod errors;
+mod from_env;
 mod logging;
 mod signing;
 mod token_client;
@@ -11,15 +12,13 @@ mod verifier;
 
 use pyo3::prelude::*;
 
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install(m.py());
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<verifier::PyVerifier>()?;
     m.add_class::<signing::PySigningKey>()?;
-    m.add_function(wrap_pyfunction!(verifier::verifier_env_settings, m)?)?;
     m.add_function(wrap_pyfunction!(verifier::_advance_clock, m)?)?;
     m.add_function(wrap_pyfunction!(verifier::_reset_clock, m)?)?;
     m.add_class::<token_client::PyTokenClient>()?;
-    m.add_function(wrap_pyfunction!(token_client::env_settings, m)?)?;
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! `tokenward._native.TokenClient`. The Python subclass in `tokenward/token_client.py` adds
-//! `get_token_async` and `from_env` on top.
+//! `get_token_async` on top.
 
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 use zeroize::Zeroizing;
 
 use super::async_bridge::future_into_py;
-use super::errors::{to_py, to_py_attached};
+use super::from_env::{self, Given, Prepared};
 use crate::error::Error;
 use crate::token::{AuthMethod, TokenClient, TokenClientConfig};
 
@@ -31,7 +31,7 @@ fn secret_text(
     }
     if let Ok(b) = value.cast::<PyBytes>() {
         let text = std::str::from_utf8(b.as_bytes())
-            .map_err(|_| to_py(py, Error::config(setting, "is not UTF-8")))?;
+            .map_err(|_| Error::config(setting, "is not UTF-8"))?;
         return Ok(Some(Zeroizing::new(text.to_owned())));
     }
     if value.cast::<PyDict>().is_ok() {
@@ -42,10 +42,7 @@ fn secret_text(
             .extract()?;
         return Ok(Some(Zeroizing::new(text)));
     }
-    Err(to_py(
-        py,
-        Error::config(setting, "must be a PEM (str or bytes) or a JWK (dict)"),
-    ))
+    Err(Error::config(setting, "must be a PEM (str or bytes) or a JWK (dict)").into())
 }
 
 /// `scope` as a string or a sequence of scopes (joined with spaces, as OAuth sends them).
@@ -56,15 +53,38 @@ fn scope_text(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     if let Ok(one) = value.extract::<String>() {
         return Ok(Some(one));
     }
-    value
+    let all = value
         .extract::<Vec<String>>()
-        .map(|all| Some(all.join(" ")))
-        .map_err(|_| {
-            to_py(
-                value.py(),
-                Error::config("scope", "must be a string or a sequence of strings"),
-            )
-        })
+        .map_err(|_| Error::config("scope", "must be a string or a sequence of strings"))?;
+    Ok(Some(all.join(" ")))
+}
+
+fn auth_method(name: Option<&str>) -> PyResult<Option<AuthMethod>> {
+    Ok(name.map(str::parse::<AuthMethod>).transpose()?)
+}
+
+/// The credentials: one given in code replaces the environment's, and the method it implied.
+const CREDENTIALS: [&str; 2] = ["client_secret", "private_key"];
+
+/// One keyword argument of `from_env`, converted as the constructor converts it.
+fn apply(config: &mut TokenClientConfig, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    match name {
+        "token_url" => config.token_url = value.extract()?,
+        "issuer" => config.issuer = value.extract()?,
+        "client_id" => config.client_id = value.extract()?,
+        "client_secret" => config.client_secret = secret_text(Some(value), name)?,
+        "private_key" => config.private_key = secret_text(Some(value), name)?,
+        "key_id" => config.key_id = value.extract()?,
+        "auth_method" => config.auth_method = auth_method(value.extract()?)?,
+        "scope" => config.scope = scope_text(Some(value))?,
+        "audience" => config.audience = value.extract()?,
+        "refresh_margin" => config.refresh_margin = value.extract()?,
+        "timeout" => config.timeout = value.extract()?,
+        "signing_alg" => config.signing_alg = value.extract()?,
+        "ca_bundle" => config.ca_bundle = value.extract()?,
+        other => return Err(from_env::unexpected("TokenClient", other)),
+    }
+    Ok(())
 }
 
 #[pymethods]
@@ -80,7 +100,7 @@ impl PyTokenClient {
         py: Python<'_>,
         token_url: Option<String>,
         issuer: Option<String>,
-        client_id: String,
+        client_id: Given<String>,
         client_secret: Option<&Bound<'_, PyAny>>,
         private_key: Option<&Bound<'_, PyAny>>,
         key_id: Option<String>,
@@ -92,16 +112,22 @@ impl PyTokenClient {
         signing_alg: Option<String>,
         ca_bundle: Option<PathBuf>,
     ) -> PyResult<Self> {
+        let client_id = match client_id {
+            // From `from_env`, which has applied every setting already.
+            Given::Prepared(prepared) => {
+                return Ok(PyTokenClient {
+                    inner: prepared.get().take()?,
+                })
+            }
+            Given::Value(client_id) => client_id,
+        };
         let mut config = TokenClientConfig::new(client_id);
         config.token_url = token_url;
         config.issuer = issuer;
         config.client_secret = secret_text(client_secret, "client_secret")?;
         config.private_key = secret_text(private_key, "private_key")?;
         config.key_id = key_id;
-        config.auth_method = auth_method
-            .map(str::parse::<AuthMethod>)
-            .transpose()
-            .map_err(|e| to_py(py, e))?;
+        config.auth_method = self::auth_method(auth_method)?;
         config.scope = scope_text(scope)?;
         config.audience = audience;
         config.refresh_margin = refresh_margin;
@@ -109,10 +135,43 @@ impl PyTokenClient {
         config.signing_alg = signing_alg;
         config.ca_bundle = ca_bundle;
         // Key parsing and a test signature: not worth holding the GIL for.
-        let inner = py
-            .detach(|| TokenClient::new(config))
-            .map_err(|e| to_py(py, e))?;
+        let inner = py.detach(|| TokenClient::new(config))?;
         Ok(PyTokenClient { inner })
+    }
+
+    /// A client configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"), AGENT_CLIENT_ID
+    /// or KEYCLOAK_CLIENT_ID, AGENT_CLIENT_SECRET or KEYCLOAK_CLIENT_SECRET, and
+    /// AGENT_PRIVATE_KEY_FILE (a PEM key: private_key_jwt); the keyword arguments (those of the
+    /// constructor) win. Returns an instance of `cls`.
+    ///
+    /// Raises ConfigError naming the variable when one is missing, so an agent fails at
+    /// start-up rather than on its first request.
+    #[classmethod]
+    #[pyo3(signature = (**overrides))]
+    fn from_env<'py>(
+        cls: &Bound<'py, PyType>,
+        overrides: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut given = false;
+        for name in CREDENTIALS {
+            if let Some(overrides) = overrides {
+                given |= overrides.get_item(name)?.is_some_and(|v| !v.is_none());
+            }
+        }
+        let mut config = TokenClientConfig::from_env(from_env::var, !given)?;
+        if given {
+            config.client_secret = None;
+            config.private_key = None;
+            config.auth_method = None;
+        }
+        for (name, value) in overrides.into_iter().flatten() {
+            apply(&mut config, name.cast::<PyString>()?.to_str()?, &value)?;
+        }
+        let py = cls.py();
+        let inner = py.detach(|| TokenClient::new(config))?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("client_id", Prepared::new(inner))?;
+        cls.call((), Some(&kwargs))
     }
 
     #[getter]
@@ -143,12 +202,11 @@ impl PyTokenClient {
 
     /// A valid access token; waits (without the GIL) only when a new one must be fetched.
     fn get_token(&self, py: Python<'_>) -> PyResult<String> {
-        if let Some(token) = self.inner.cached_token() {
-            return Ok(token.value().to_owned());
-        }
-        py.detach(|| self.inner.get_token_blocking())
-            .map(|t| t.value().to_owned())
-            .map_err(|e| to_py(py, e))
+        let token = match self.inner.lookup() {
+            Ok(token) => token,
+            Err(miss) => py.detach(|| self.inner.fetch_blocking(miss))?,
+        };
+        Ok(token.value().to_owned())
     }
 
     /// The cached token when it is usable now, else None. Never touches the network.
@@ -160,11 +218,7 @@ impl PyTokenClient {
     fn _get_token_fetching<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            inner
-                .get_token()
-                .await
-                .map(|t| t.value().to_owned())
-                .map_err(to_py_attached)
+            Ok(inner.get_token().await?.value().to_owned())
         })
     }
 
@@ -195,36 +249,4 @@ impl PyTokenClient {
             url
         )
     }
-}
-
-/// The keyword arguments `TokenClient.from_env()` passes, read from `os.environ`.
-/// `require_credentials=False` when the caller passes its own secret or key.
-#[pyfunction(name = "token_client_env_settings")]
-#[pyo3(signature = (require_credentials = true))]
-pub fn env_settings<'py>(
-    py: Python<'py>,
-    require_credentials: bool,
-) -> PyResult<Bound<'py, PyDict>> {
-    let environ = py.import("os")?.getattr("environ")?;
-    let var = |name: &str| -> Option<String> {
-        environ
-            .call_method1("get", (name,))
-            .ok()?
-            .extract::<Option<String>>()
-            .ok()?
-    };
-    let config = TokenClientConfig::from_env(var, require_credentials).map_err(|e| to_py(py, e))?;
-    let out = PyDict::new(py);
-    out.set_item("issuer", config.issuer)?;
-    out.set_item("client_id", config.client_id)?;
-    if let Some(secret) = &config.client_secret {
-        out.set_item("client_secret", secret.as_str())?;
-    }
-    if let Some(pem) = &config.private_key {
-        out.set_item("private_key", pem.as_str())?;
-    }
-    if let Some(method) = config.auth_method {
-        out.set_item("auth_method", method.as_str())?;
-    }
-    Ok(out)
 }

@@ -1,18 +1,18 @@
 //! `tokenward._native.Verifier`. The Python subclass in `tokenward/verifier.py` adds
-//! `verify_async` and `from_env` on top.
+//! `verify_async` on top.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 
 use super::async_bridge::future_into_py;
 use super::convert::{self, ClaimsObject};
-use super::errors::{to_py, to_py_attached};
+use super::from_env::{self, Given, Prepared};
 use crate::error::{Code, Error};
-use crate::verify::{Claims, Verifier, VerifierConfig};
+use crate::verify::{Lookup, Verifier, VerifierConfig};
 
 #[pyclass(frozen, subclass, name = "Verifier", module = "tokenward._native")]
 pub struct PyVerifier {
@@ -20,21 +20,13 @@ pub struct PyVerifier {
 }
 
 /// A token as `&str` without copying: str directly, bytes after a UTF-8 check.
-fn with_token<R>(
-    py: Python<'_>,
-    token: &Bound<'_, PyAny>,
-    f: impl FnOnce(&str) -> PyResult<R>,
-) -> PyResult<R> {
+fn with_token<R>(token: &Bound<'_, PyAny>, f: impl FnOnce(&str) -> PyResult<R>) -> PyResult<R> {
     if let Ok(s) = token.cast::<PyString>() {
         return f(s.to_str()?);
     }
     if let Ok(b) = token.cast::<PyBytes>() {
-        let text = std::str::from_utf8(b.as_bytes()).map_err(|_| {
-            to_py(
-                py,
-                Error::invalid(Code::Malformed, "the token is not UTF-8"),
-            )
-        })?;
+        let text = std::str::from_utf8(b.as_bytes())
+            .map_err(|_| Error::invalid(Code::Malformed, "the token is not UTF-8"))?;
         return f(text);
     }
     Err(PyTypeError::new_err("token must be str or bytes"))
@@ -47,21 +39,38 @@ fn string_list(value: Option<&Bound<'_, PyAny>>, setting: &str) -> PyResult<Opti
     if let Ok(one) = value.extract::<String>() {
         return Ok(Some(vec![one]));
     }
-    value.extract::<Vec<String>>().map(Some).map_err(|_| {
-        to_py(
-            value.py(),
-            Error::config(setting, "must be a string or a sequence of strings"),
-        )
-    })
+    let many = value.extract::<Vec<String>>();
+    Ok(Some(many.map_err(|_| {
+        Error::config(setting, "must be a string or a sequence of strings")
+    })?))
 }
 
-impl PyVerifier {
-    /// A verified-token cache hit, served with the GIL held: it takes less time than releasing
-    /// and re-taking the GIL would, and hands no GIL switch to other threads. Only the signature
-    /// check (a miss) runs with the GIL released.
-    fn cached(&self, py: Python<'_>, token: &str) -> PyResult<Option<Claims>> {
-        self.inner.cached(token).map_err(|e| to_py(py, e))
+/// One keyword argument of `from_env`, converted as the constructor converts it.
+fn apply(config: &mut VerifierConfig, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    match name {
+        "issuer" => config.issuer = value.extract()?,
+        "jwks_uri" => config.jwks_uri = value.extract()?,
+        "audience" => config.audience = string_list(Some(value), name)?.unwrap_or_default(),
+        "allowed_azp" => config.allowed_azp = string_list(Some(value), name)?,
+        "algorithms" => config.algorithms = string_list(Some(value), name)?,
+        "leeway" => config.leeway = value.extract()?,
+        "verify_issuer" => config.verify_issuer = value.extract()?,
+        "required_claims" => {
+            if let Some(claims) = string_list(Some(value), name)? {
+                config.required_claims = claims;
+            }
+        }
+        "token_types" => config.token_types = value.extract()?,
+        "max_token_bytes" => config.max_token_bytes = value.extract()?,
+        "cache_size" => config.cache_size = value.extract()?,
+        "jwks_ttl" => config.jwks_ttl = value.extract()?,
+        "jwks_cooldown" => config.jwks_cooldown = value.extract()?,
+        "jwks_max_stale" => config.jwks_max_stale = value.extract()?,
+        "http_timeout" => config.http_timeout = value.extract()?,
+        "ca_bundle" => config.ca_bundle = value.extract()?,
+        other => return Err(from_env::unexpected("Verifier", other)),
     }
+    Ok(())
 }
 
 #[pymethods]
@@ -75,8 +84,7 @@ impl PyVerifier {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        py: Python<'_>,
-        issuer: String,
+        issuer: Given<String>,
         jwks_uri: Option<String>,
         audience: Option<&Bound<'_, PyAny>>,
         allowed_azp: Option<&Bound<'_, PyAny>>,
@@ -93,6 +101,15 @@ impl PyVerifier {
         http_timeout: f64,
         ca_bundle: Option<PathBuf>,
     ) -> PyResult<Self> {
+        let issuer = match issuer {
+            // From `from_env`, which has applied every setting already.
+            Given::Prepared(prepared) => {
+                return Ok(PyVerifier {
+                    inner: prepared.get().take()?,
+                })
+            }
+            Given::Value(issuer) => issuer,
+        };
         let mut config = VerifierConfig::new(issuer);
         config.jwks_uri = jwks_uri;
         config.audience = string_list(audience, "audience")?.unwrap_or_default();
@@ -111,10 +128,26 @@ impl PyVerifier {
         config.jwks_max_stale = jwks_max_stale;
         config.http_timeout = http_timeout;
         config.ca_bundle = ca_bundle;
-        let inner = Verifier::new(config).map_err(|e| to_py(py, e))?;
         Ok(PyVerifier {
-            inner: Arc::new(inner),
+            inner: Arc::new(Verifier::new(config)?),
         })
+    }
+
+    /// A verifier configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),
+    /// KEYCLOAK_VERIFY_ISS, KEYCLOAK_ALLOWED_AZP, KEYCLOAK_AUDIENCE and KEYCLOAK_JWKS_URL; the
+    /// keyword arguments (those of the constructor) win. Returns an instance of `cls`.
+    #[classmethod]
+    #[pyo3(signature = (**overrides))]
+    fn from_env<'py>(
+        cls: &Bound<'py, PyType>,
+        overrides: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut config = VerifierConfig::from_env(from_env::var)?;
+        for (name, value) in overrides.into_iter().flatten() {
+            apply(&mut config, name.cast::<PyString>()?.to_str()?, &value)?;
+        }
+        let inner = Arc::new(Verifier::new(config)?);
+        cls.call1((Prepared::new(inner),))
     }
 
     #[getter]
@@ -122,17 +155,19 @@ impl PyVerifier {
         self.inner.issuer()
     }
 
-    /// The claims as a fresh dict. Blocks (without the GIL) only when keys must be fetched.
+    /// The claims as a fresh dict. The cache probe runs with the GIL held: a hit takes less
+    /// time than releasing and re-taking the GIL would, and hands no GIL switch to other
+    /// threads. Only a miss (the signature check, and any key fetch) releases it.
     fn verify<'py>(
         &self,
         py: Python<'py>,
         token: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let claims = with_token(py, token, |t| match self.cached(py, t)? {
-            Some(claims) => Ok(claims),
-            None => py
-                .detach(|| self.inner.verify_blocking(t))
-                .map_err(|e| to_py(py, e)),
+        let claims = with_token(token, |t| match self.inner.lookup(t)? {
+            Lookup::Hit(claims) => Ok(claims),
+            Lookup::Miss(uncached) => {
+                Ok(py.detach(|| self.inner.verify_uncached_blocking(uncached))?)
+            }
         })?;
         convert::claims(py, &claims)
     }
@@ -143,11 +178,9 @@ impl PyVerifier {
         py: Python<'py>,
         token: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let claims = with_token(py, token, |t| match self.cached(py, t)? {
-            Some(claims) => Ok(Some(claims)),
-            None => py
-                .detach(|| self.inner.verify_now(t))
-                .map_err(|e| to_py(py, e)),
+        let claims = with_token(token, |t| match self.inner.lookup(t)? {
+            Lookup::Hit(claims) => Ok(Some(claims)),
+            Lookup::Miss(uncached) => Ok(py.detach(|| self.inner.verify_uncached_now(uncached))?),
         })?;
         claims.map(|c| convert::claims(py, &c)).transpose()
     }
@@ -158,22 +191,18 @@ impl PyVerifier {
         py: Python<'py>,
         token: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let token = with_token(py, token, |t| Ok(t.to_owned()))?;
+        let token = with_token(token, |t| Ok(t.to_owned()))?;
         let inner = self.inner.clone();
-        future_into_py(py, async move {
-            inner
-                .verify(&token)
-                .await
-                .map(ClaimsObject)
-                .map_err(to_py_attached)
-        })
+        future_into_py(
+            py,
+            async move { Ok(ClaimsObject(inner.verify(&token).await?)) },
+        )
     }
 
     /// Fetches the key set now; raises KeySetUnavailable if that fails (held keys stay in use).
     fn refresh_keys(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.clone();
-        py.detach(|| crate::runtime::block_on(inner.refresh_keys()))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| crate::runtime::block_on(inner.refresh_keys()))?)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -189,32 +218,9 @@ impl PyVerifier {
     }
 }
 
-/// The keyword arguments `Verifier.from_env()` passes, read from `os.environ`.
-#[pyfunction]
-pub fn verifier_env_settings<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-    let environ = py.import("os")?.getattr("environ")?;
-    let var = |name: &str| -> Option<String> {
-        environ
-            .call_method1("get", (name,))
-            .ok()?
-            .extract::<Option<String>>()
-            .ok()?
-    };
-    let config = VerifierConfig::from_env(var).map_err(|e| to_py(py, e))?;
-    let out = PyDict::new(py);
-    out.set_item("issuer", config.issuer)?;
-    out.set_item("verify_issuer", config.verify_issuer)?;
-    out.set_item("jwks_uri", config.jwks_uri)?;
-    out.set_item("allowed_azp", config.allowed_azp)?;
-    if !config.audience.is_empty() {
-        out.set_item("audience", config.audience)?;
-    }
-    Ok(out)
-}
-
 /// Moves the clock the verifier and key cache read forward by `seconds` (tests only).
 #[pyfunction]
-pub fn _advance_clock(seconds: f64) -> PyResult<()> {
+pub(super) fn _advance_clock(seconds: f64) -> PyResult<()> {
     if !(seconds.is_finite() && seconds >= 0.0) {
         return Err(pyo3::exceptions::PyValueError::new_err(
             "seconds must be >= 0",
@@ -226,6 +232,6 @@ pub fn _advance_clock(seconds: f64) -> PyResult<()> {
 
 /// Back to the real time (tests only).
 #[pyfunction]
-pub fn _reset_clock() {
+pub(super) fn _reset_clock() {
     crate::clock::reset();
 }

@@ -19,7 +19,7 @@ fn bad(message: impl Into<String>) -> Error {
 }
 
 /// A parsed private JWK: PEM, the algorithm it implies, and its kid.
-pub struct PrivateJwk {
+pub(super) struct PrivateJwk {
     pub pem: Zeroizing<String>,
     pub alg: String,
     pub kid: Option<String>,
@@ -36,7 +36,7 @@ fn member(jwk: &Map<String, Value>, name: &str) -> Result<Zeroizing<Vec<u8>>> {
         .map_err(|_| bad(format!("the JWK's {name:?} is not base64url")))
 }
 
-pub fn parse(text: &str) -> Result<PrivateJwk> {
+pub(super) fn parse(text: &str) -> Result<PrivateJwk> {
     let value: Zeroizing<String> = Zeroizing::new(text.to_string());
     let jwk: Map<String, Value> =
         serde_json::from_str(&value).map_err(|_| bad("not a JSON object (JWK)"))?;
@@ -130,7 +130,7 @@ fn ec_pkcs8(
 }
 
 /// The private JWK of a PKCS#8 key: the public JWK plus the private members.
-pub fn export(pkcs8_der: &[u8], alg: &str, public_jwk: &Value) -> Result<Zeroizing<String>> {
+pub(super) fn export(pkcs8_der: &[u8], alg: &str, public_jwk: &Value) -> Result<Zeroizing<String>> {
     let fail = || bad("cannot export the key as a JWK");
     let mut jwk = public_jwk.clone();
     let obj = jwk.as_object_mut().ok_or_else(fail)?;

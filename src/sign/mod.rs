@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 
 mod jwk;
 
+/// A private key and what a verifier needs of it (alg, kid, public JWK).
 pub struct SigningKey {
     alg: Algorithm,
     kid: String,
@@ -119,22 +120,27 @@ impl SigningKey {
         Ok(signer)
     }
 
+    /// The algorithm it signs with.
     pub fn alg(&self) -> Algorithm {
         self.alg
     }
 
+    /// The algorithm's JOSE name (`RS256`, `ES256`, ...).
     pub fn alg_name(&self) -> &'static str {
         alg_name(self.alg)
     }
 
+    /// The key id its tokens' headers carry.
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
+    /// The public half as a JWK, ready for a JWKS.
     pub fn public_jwk(&self) -> &Value {
         &self.public_jwk
     }
 
+    /// The private key as PKCS#8 PEM.
     pub fn private_pem(&self) -> &str {
         &self.pem
     }
@@ -184,7 +190,7 @@ impl SigningKey {
     }
 }
 
-pub fn alg_name(alg: Algorithm) -> &'static str {
+pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
     crate::verify::ASYMMETRIC_ALGORITHMS
         .iter()
         .zip([

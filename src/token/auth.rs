@@ -2,7 +2,7 @@
 //! private_key_jwt and client_secret_jwt, and scrubbing the secret out of any text we emit.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::str::FromStr;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -15,20 +15,71 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::sign::SigningKey;
 
-use super::config::AuthMethod;
+/// How the client proves its identity to the token endpoint (RFC 6749 2.3, OIDC Core 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// HTTP Basic authentication with the id and secret.
+    ClientSecretBasic,
+    /// A JWT assertion signed with the client's private key.
+    PrivateKeyJwt,
+    /// A JWT assertion signed (HS256) with the client secret.
+    ClientSecretJwt,
+}
 
-pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+impl AuthMethod {
+    /// The method's registered name (`token_endpoint_auth_method`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::ClientSecretJwt => "client_secret_jwt",
+        }
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
+            "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
+            "private_key_jwt" => Ok(AuthMethod::PrivateKeyJwt),
+            "client_secret_jwt" => Ok(AuthMethod::ClientSecretJwt),
+            other => Err(Error::config(
+                "auth_method",
+                format!(
+                    "{:?} is not one of client_secret_post, client_secret_basic, \
+                     private_key_jwt, client_secret_jwt",
+                    other.chars().take(40).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(super) const CLIENT_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Assertions are single-use proofs; a short life limits what a captured one is worth.
-pub const ASSERTION_LIFETIME_SECS: u64 = 60;
+pub(super) const ASSERTION_LIFETIME_SECS: u64 = 60;
 
-pub enum Credentials {
+pub(super) enum Credentials {
     SecretPost(Zeroizing<String>),
     SecretBasic(Zeroizing<String>),
     PrivateKeyJwt(SigningKey),
     SecretJwt(Zeroizing<String>),
 }
 
-pub struct ClientAuth {
+pub(super) struct ClientAuth {
     client_id: String,
     credentials: Credentials,
 }
@@ -46,24 +97,24 @@ impl fmt::Debug for ClientAuth {
 
 /// What one token request carries to authenticate: form parameters and maybe a header.
 /// Both hold credentials, so both are wiped when dropped.
-pub struct AuthParts {
+pub(super) struct AuthParts {
     pub form: Vec<(&'static str, Zeroizing<String>)>,
     pub authorization: Option<HeaderValue>,
 }
 
 impl ClientAuth {
-    pub fn new(client_id: String, credentials: Credentials) -> Self {
+    pub(super) fn new(client_id: String, credentials: Credentials) -> Self {
         ClientAuth {
             client_id,
             credentials,
         }
     }
 
-    pub fn client_id(&self) -> &str {
+    pub(super) fn client_id(&self) -> &str {
         &self.client_id
     }
 
-    pub fn method(&self) -> AuthMethod {
+    pub(super) fn method(&self) -> AuthMethod {
         match self.credentials {
             Credentials::SecretPost(_) => AuthMethod::ClientSecretPost,
             Credentials::SecretBasic(_) => AuthMethod::ClientSecretBasic,
@@ -73,7 +124,7 @@ impl ClientAuth {
     }
 
     /// The algorithm of the client assertion, for the JWT methods.
-    pub fn assertion_alg(&self) -> Option<&'static str> {
+    pub(super) fn assertion_alg(&self) -> Option<&'static str> {
         match &self.credentials {
             Credentials::PrivateKeyJwt(key) => Some(key.alg_name()),
             Credentials::SecretJwt(_) => Some("HS256"),
@@ -82,7 +133,7 @@ impl ClientAuth {
     }
 
     /// The key id the private_key_jwt assertion's header carries.
-    pub fn key_id(&self) -> Option<&str> {
+    pub(super) fn key_id(&self) -> Option<&str> {
         match &self.credentials {
             Credentials::PrivateKeyJwt(key) => Some(key.kid()),
             _ => None,
@@ -91,7 +142,7 @@ impl ClientAuth {
 
     /// Fresh authentication for one request to `token_url` (a new assertion every time: the
     /// server refuses a reused jti).
-    pub fn parts(&self, token_url: &str) -> Result<AuthParts> {
+    pub(super) fn parts(&self, token_url: &str) -> Result<AuthParts> {
         let id = || Zeroizing::new(self.client_id.clone());
         let assertion = |jwt: Zeroizing<String>| AuthParts {
             form: vec![
@@ -134,7 +185,7 @@ impl ClientAuth {
 
     /// `text` with the client secret cut out, for messages built from what a server sent back
     /// (a misconfigured proxy or IdP may echo the request).
-    pub fn redact(&self, text: &str) -> String {
+    pub(super) fn redact(&self, text: &str) -> String {
         let secret = match &self.credentials {
             Credentials::SecretPost(s)
             | Credentials::SecretBasic(s)
@@ -167,10 +218,7 @@ fn basic_header(client_id: &str, secret: &str) -> HeaderValue {
 }
 
 fn assertion_claims(client_id: &str, token_url: &str) -> Vec<u8> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::clock::unix_seconds();
     let claims = json!({
         "iss": client_id,
         "sub": client_id,
@@ -183,7 +231,7 @@ fn assertion_claims(client_id: &str, token_url: &str) -> Vec<u8> {
 }
 
 /// 128 random bits, base64url.
-pub fn random_id() -> String {
+pub(super) fn random_id() -> String {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
     URL_SAFE_NO_PAD.encode(bytes)

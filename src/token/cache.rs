@@ -3,7 +3,6 @@
 //! Time is `crate::clock`'s, so tests can move it forward instead of waiting.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,15 +14,16 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::fork::{ForkLocal, ProcessClaim};
+use crate::single_flight::{self, RefreshAhead, Seen, SingleFlight, Turn};
 
 use super::endpoint::{Failed, Issued};
 use super::retry;
 use super::stats::TokenStats;
 
 /// Lifetime assumed when neither `expires_in` nor the token's `exp` says.
-pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
+/// An access token and when it expires and falls due for refresh.
 pub struct Token {
     value: Zeroizing<String>,
     expires_at: Instant,
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    pub fn from_issued(issued: Issued) -> Token {
+    pub(crate) fn from_issued(issued: Issued) -> Token {
         let claims = jwt_times(&issued.access_token);
         let (remaining, lifetime) = timing(issued.expires_in, claims, issued.received_unix);
         let expires_at = issued.received_at + remaining;
@@ -54,6 +54,7 @@ impl Token {
         }
     }
 
+    /// The access token itself, for an `Authorization: Bearer` header.
     pub fn value(&self) -> &str {
         &self.value
     }
@@ -122,7 +123,7 @@ fn timing(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(super) enum Mode {
     /// One request: a still-valid token is there to fall back on.
     Once,
     /// Retries with backoff: the caller has nothing else.
@@ -130,7 +131,7 @@ pub enum Mode {
 }
 
 /// Where new tokens come from (the token endpoint; a fake in tests).
-pub trait Source: Send + Sync + 'static {
+pub(super) trait Source: Send + Sync + 'static {
     fn fetch(&self, mode: Mode) -> impl Future<Output = Result<Token, Failed>> + Send;
 }
 
@@ -142,68 +143,82 @@ struct Backoff {
     last_error: Option<Error>,
 }
 
-pub struct TokenCache<S> {
+/// A look at the cache that found no usable token; spent by [`TokenCache::fetch`].
+#[must_use = "a miss is spent by fetching"]
+#[derive(Debug)]
+pub struct Miss {
+    seen: Seen,
+}
+
+pub(super) struct TokenCache<S> {
     source: S,
     margin: Duration,
     current: ArcSwapOption<Token>,
-    /// Completed fetches: a caller that queued behind one sees it moved and takes its outcome.
-    generation: AtomicU64,
+    /// A caller that queued behind a fetch sees it completed and takes its outcome.
+    flight: SingleFlight,
     outcome: Mutex<Option<Result<Arc<Token>, Error>>>,
     backoff: Mutex<Backoff>,
-    gate: ForkLocal<Arc<tokio::sync::Mutex<()>>>,
-    /// The pid of the process whose background refresh is running, or 0.
-    refreshing: ProcessClaim,
     stats: Arc<TokenStats>,
 }
 
 impl<S: Source> TokenCache<S> {
-    pub fn new(source: S, margin: Duration, stats: Arc<TokenStats>) -> Self {
+    pub(super) fn new(source: S, margin: Duration, stats: Arc<TokenStats>) -> Self {
         TokenCache {
             source,
             margin,
             current: ArcSwapOption::const_empty(),
-            generation: AtomicU64::new(0),
+            flight: SingleFlight::new(),
             outcome: Mutex::new(None),
             backoff: Mutex::new(Backoff::default()),
-            gate: ForkLocal::new(|| Arc::new(tokio::sync::Mutex::new(()))),
-            refreshing: ProcessClaim::new(),
             stats,
         }
     }
 
-    pub fn source(&self) -> &S {
+    pub(super) fn source(&self) -> &S {
         &self.source
     }
 
-    /// A token usable now without waiting on the network, or None. May start a background
-    /// refresh.
-    pub fn cached(self: &Arc<Self>) -> Option<Arc<Token>> {
+    /// A token usable now without waiting on the network, or the [`Miss`] to hand to
+    /// [`TokenCache::fetch`]. May start a background refresh. The one look at the cache a call
+    /// makes: the miss carries what a fetch needs to know of it.
+    pub(super) fn lookup(self: &Arc<Self>) -> Result<Arc<Token>, Miss> {
+        // Read before the cache: a fetch that completes after this point is seen as moved.
+        let miss = Miss {
+            seen: self.flight.observe(),
+        };
         let now = crate::clock::instant();
-        let token = self.current.load_full()?;
+        let Some(token) = self.current.load_full() else {
+            return Err(miss);
+        };
         if token.fresh(now, self.margin) {
             if now >= token.refresh_at {
                 self.refresh_ahead(now);
             }
-            TokenStats::bump(&self.stats.cache_hits);
-            return Some(token);
+            self.stats.cache_hits.bump();
+            return Ok(token);
         }
         if token.valid(now) && self.backing_off(now) {
-            TokenStats::bump(&self.stats.stale_served);
-            return Some(token);
+            self.stats.stale_served.bump();
+            return Ok(token);
         }
-        None
+        Err(miss)
     }
 
     fn backing_off(&self, now: Instant) -> bool {
         self.backoff.lock().until.is_some_and(|t| now < t)
     }
 
-    pub async fn get(self: &Arc<Self>) -> Result<Arc<Token>> {
-        // Read before the cache: a fetch that completes after this point is seen as moved.
-        let seen = self.generation.load(Ordering::SeqCst);
-        if let Some(token) = self.cached() {
-            return Ok(token);
+    /// A token, fetched if the cache has none usable.
+    pub(super) async fn get(self: &Arc<Self>) -> Result<Arc<Token>> {
+        match self.lookup() {
+            Ok(token) => Ok(token),
+            Err(miss) => self.fetch(miss).await,
         }
+    }
+
+    /// After a miss: the last error while backing off, else the outcome of a fetch that
+    /// completed since the miss, else a fetch of our own (one at a time).
+    pub(super) async fn fetch(self: &Arc<Self>, miss: Miss) -> Result<Arc<Token>> {
         {
             let backoff = self.backoff.lock();
             if backoff.until.is_some_and(|t| crate::clock::instant() < t) {
@@ -212,14 +227,13 @@ impl<S: Source> TokenCache<S> {
                 }
             }
         }
-        let gate = self.gate.get();
-        let _held = gate.lock().await;
-        if self.generation.load(Ordering::SeqCst) != seen {
+        let turn = self.flight.turn().await;
+        if turn.moved_since(miss.seen) {
             if let Some(shared) = self.shared_outcome() {
                 return shared;
             }
         }
-        self.fetch_locked().await
+        self.fetch_locked(&turn).await
     }
 
     /// The outcome of the fetch a caller waited for, if it still holds: its token unless that
@@ -231,7 +245,7 @@ impl<S: Source> TokenCache<S> {
             Ok(token) => current.filter(|c| Arc::ptr_eq(c, &token)).map(Ok),
             Err(e) => Some(match current.filter(|c| c.valid(crate::clock::instant())) {
                 Some(token) => {
-                    TokenStats::bump(&self.stats.stale_served);
+                    self.stats.stale_served.bump();
                     Ok(token)
                 }
                 None => Err(e),
@@ -239,7 +253,7 @@ impl<S: Source> TokenCache<S> {
         }
     }
 
-    async fn fetch_locked(self: &Arc<Self>) -> Result<Arc<Token>> {
+    async fn fetch_locked(&self, turn: &Turn<'_>) -> Result<Arc<Token>> {
         let has_fallback = self
             .current
             .load()
@@ -273,7 +287,7 @@ impl<S: Source> TokenCache<S> {
             }
         };
         *self.outcome.lock() = Some(outcome.clone());
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        turn.completed();
         match outcome {
             Ok(token) => Ok(token),
             Err(e) => {
@@ -285,7 +299,7 @@ impl<S: Source> TokenCache<S> {
                              {:.0}s): {e}",
                             token.remaining(now).as_secs_f64()
                         );
-                        TokenStats::bump(&self.stats.stale_served);
+                        self.stats.stale_served.bump();
                         Ok(token)
                     }
                     None => Err(e),
@@ -298,28 +312,12 @@ impl<S: Source> TokenCache<S> {
         if self.backing_off(now) {
             return;
         }
-        if !self.refreshing.try_claim() {
-            return;
-        }
-        TokenStats::bump(&self.stats.refreshes_ahead);
-        let seen = self.generation.load(Ordering::SeqCst);
-        let cache = Arc::clone(self);
-        crate::runtime::spawn(async move {
-            {
-                let gate = cache.gate.get();
-                let _held = gate.lock().await;
-                if cache.generation.load(Ordering::SeqCst) == seen {
-                    // Failures are logged and backed off inside; the old token stays in use.
-                    let _ = cache.fetch_locked().await;
-                }
-            }
-            cache.refreshing.release();
-        });
+        single_flight::refresh_ahead(self, || self.stats.refreshes_ahead.bump());
     }
 
     /// Drops the cached token: any token with None, else only if `token` is still the cached
     /// one (so a burst of 401s for one token causes one refresh). True if something was dropped.
-    pub fn invalidate(&self, token: Option<&str>) -> bool {
+    pub(super) fn invalidate(&self, token: Option<&str>) -> bool {
         let previous = self.current.rcu(|current| match (current, token) {
             (Some(t), Some(value)) if t.value() != value => Some(t.clone()),
             _ => None,
@@ -330,10 +328,21 @@ impl<S: Source> TokenCache<S> {
             (None, _) => false,
         };
         if dropped {
-            TokenStats::bump(&self.stats.invalidations);
+            self.stats.invalidations.bump();
             log::debug!("cached token invalidated");
         }
         dropped
+    }
+}
+
+impl<S: Source> RefreshAhead for TokenCache<S> {
+    fn flight(&self) -> &SingleFlight {
+        &self.flight
+    }
+
+    async fn refresh_ahead_locked(&self, turn: &Turn<'_>) {
+        // Failures are logged and backed off inside; the old token stays in use.
+        let _ = self.fetch_locked(turn).await;
     }
 }
 
@@ -341,7 +350,7 @@ impl<S: Source> TokenCache<S> {
 mod tests {
     use super::*;
     use crate::error::TokenRequestFailure;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     fn secs(d: Duration) -> f64 {
         d.as_secs_f64()
@@ -510,10 +519,9 @@ mod tests {
         );
         // The refresh holds the gate until the new token is stored.
         cache.source.done.notified().await;
-        let gate = cache.gate.get();
-        drop(gate.lock().await);
+        drop(cache.flight.turn().await);
         assert_eq!(calls(&cache), 1);
         assert_eq!(cache.get().await.unwrap().value(), "token-1");
-        assert_eq!(cache.stats.refreshes_ahead.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.stats.refreshes_ahead.get(), 1);
     }
 }

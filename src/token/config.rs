@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -11,74 +10,37 @@ use crate::error::{Error, Result};
 use crate::http::HttpConfig;
 use crate::sign::SigningKey;
 
-use super::auth::{ClientAuth, Credentials};
-
-/// How the client proves its identity to the token endpoint (RFC 6749 2.3, OIDC Core 9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    ClientSecretPost,
-    ClientSecretBasic,
-    PrivateKeyJwt,
-    ClientSecretJwt,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::PrivateKeyJwt => "private_key_jwt",
-            AuthMethod::ClientSecretJwt => "client_secret_jwt",
-        }
-    }
-}
-
-impl FromStr for AuthMethod {
-    type Err = Error;
-
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
-            "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
-            "private_key_jwt" => Ok(AuthMethod::PrivateKeyJwt),
-            "client_secret_jwt" => Ok(AuthMethod::ClientSecretJwt),
-            other => Err(Error::config(
-                "auth_method",
-                format!(
-                    "{:?} is not one of client_secret_post, client_secret_basic, \
-                     private_key_jwt, client_secret_jwt",
-                    other.chars().take(40).collect::<String>()
-                ),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for AuthMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::auth::{AuthMethod, ClientAuth, Credentials};
 
 /// Mirrors the keyword arguments of the Python `TokenClient`.
 #[derive(Clone)]
 pub struct TokenClientConfig {
+    /// The token endpoint; else found through `issuer`'s discovery document.
     pub token_url: Option<String>,
+    /// The issuer whose discovery document names the token endpoint.
     pub issuer: Option<String>,
+    /// The OAuth client id.
     pub client_id: String,
+    /// The client secret, for the client_secret_* methods.
     pub client_secret: Option<Zeroizing<String>>,
     /// A PEM private key, for private_key_jwt.
     pub private_key: Option<Zeroizing<String>>,
+    /// The private_key_jwt assertion's `kid`; by default the key's JWK thumbprint.
     pub key_id: Option<String>,
     /// The assertion's algorithm; by default the natural one of the key (RS256, ES256, ES384,
     /// EdDSA).
     pub signing_alg: Option<String>,
     /// None: private_key_jwt when a private key is given, else client_secret_post.
     pub auth_method: Option<AuthMethod>,
+    /// The `scope` parameter, space-separated.
     pub scope: Option<String>,
+    /// The `audience` parameter.
     pub audience: Option<String>,
+    /// Seconds before expiry from which a cached token is no longer handed out.
     pub refresh_margin: f64,
+    /// Seconds allowed for one request.
     pub timeout: f64,
+    /// Extra CA certificates (PEM) trusted beside the system's.
     pub ca_bundle: Option<PathBuf>,
 }
 
@@ -103,12 +65,8 @@ impl fmt::Debug for TokenClientConfig {
     }
 }
 
-/// What the environment supplies (`TokenClient.from_env`).
-pub const ENV_CLIENT_ID: [&str; 2] = ["AGENT_CLIENT_ID", "KEYCLOAK_CLIENT_ID"];
-pub const ENV_CLIENT_SECRET: [&str; 2] = ["AGENT_CLIENT_SECRET", "KEYCLOAK_CLIENT_SECRET"];
-pub const ENV_PRIVATE_KEY_FILE: &str = "AGENT_PRIVATE_KEY_FILE";
-
 impl TokenClientConfig {
+    /// The defaults for `client_id`; a token URL (or issuer) and a credential must be added.
     pub fn new(client_id: impl Into<String>) -> Self {
         TokenClientConfig {
             token_url: None,
@@ -127,49 +85,16 @@ impl TokenClientConfig {
         }
     }
 
-    /// SmartEM's agent variables: KEYCLOAK_URL (required), KEYCLOAK_REALM (default "dls"),
-    /// AGENT_CLIENT_ID or KEYCLOAK_CLIENT_ID, AGENT_CLIENT_SECRET or KEYCLOAK_CLIENT_SECRET, and
-    /// AGENT_PRIVATE_KEY_FILE (a PEM; selects private_key_jwt). `require_credentials: false`
-    /// skips the secret check, for callers that pass the credential themselves.
+    /// SmartEM's agent variables (`crate::keycloak`): KEYCLOAK_URL (required), KEYCLOAK_REALM
+    /// (default "dls"), AGENT_CLIENT_ID or KEYCLOAK_CLIENT_ID, AGENT_CLIENT_SECRET or
+    /// KEYCLOAK_CLIENT_SECRET, and AGENT_PRIVATE_KEY_FILE (a PEM; selects private_key_jwt).
+    /// `require_credentials: false` skips the secret check, for callers that pass the
+    /// credential themselves.
     pub fn from_env(
         var: impl Fn(&str) -> Option<String>,
         require_credentials: bool,
     ) -> Result<Self> {
-        let get = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let first = |names: &[&str]| names.iter().find_map(|n| get(n));
-        let url = get("KEYCLOAK_URL").ok_or_else(|| Error::config("KEYCLOAK_URL", "is not set"))?;
-        let realm = get("KEYCLOAK_REALM").unwrap_or_else(|| "dls".into());
-        let client_id = first(&ENV_CLIENT_ID).ok_or_else(|| {
-            Error::config(
-                ENV_CLIENT_ID[0],
-                format!("is not set (nor {})", ENV_CLIENT_ID[1]),
-            )
-        })?;
-        let mut config = TokenClientConfig::new(client_id);
-        config.issuer = Some(format!("{}/realms/{realm}", url.trim_end_matches('/')));
-        // Trimmed like every other variable: on Windows `set X=value ` keeps the trailing space.
-        config.client_secret = first(&ENV_CLIENT_SECRET).map(Zeroizing::new);
-        if let Some(path) = get(ENV_PRIVATE_KEY_FILE) {
-            let pem = std::fs::read_to_string(&path).map_err(|e| {
-                Error::config(ENV_PRIVATE_KEY_FILE, format!("cannot read {path}: {e}"))
-            })?;
-            config.private_key = Some(Zeroizing::new(pem));
-            config.auth_method = Some(AuthMethod::PrivateKeyJwt);
-        }
-        if require_credentials && config.client_secret.is_none() && config.private_key.is_none() {
-            return Err(Error::config(
-                ENV_CLIENT_SECRET[0],
-                format!(
-                    "is not set (nor {}), and no {ENV_PRIVATE_KEY_FILE} is given",
-                    ENV_CLIENT_SECRET[1]
-                ),
-            ));
-        }
-        Ok(config)
+        crate::keycloak::token_client_config(var, require_credentials)
     }
 
     pub(super) fn validate(self) -> Result<Checked> {
@@ -278,7 +203,7 @@ fn load_key(pem: &str, alg: Option<&str>, kid: Option<String>) -> Result<Signing
 }
 
 /// Validated settings.
-pub struct Checked {
+pub(super) struct Checked {
     pub token_url: Option<String>,
     pub issuer: Option<String>,
     pub auth: ClientAuth,
@@ -291,67 +216,12 @@ pub struct Checked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
 
     fn setting(e: Error) -> String {
         match e {
             Error::Config { setting, .. } => setting,
             other => panic!("expected a config error, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn env_reads_agent_variables_first() {
-        let config = TokenClientConfig::from_env(
-            env(&[
-                ("KEYCLOAK_URL", "http://kc:8080/"),
-                ("AGENT_CLIENT_ID", "agent"),
-                ("KEYCLOAK_CLIENT_ID", "other"),
-                ("KEYCLOAK_CLIENT_SECRET", " s3cret "),
-            ]),
-            true,
-        )
-        .unwrap();
-        assert_eq!(config.issuer.as_deref(), Some("http://kc:8080/realms/dls"));
-        assert_eq!(config.client_id, "agent");
-        assert_eq!(
-            config.client_secret.as_deref().map(String::as_str),
-            Some("s3cret")
-        );
-    }
-
-    #[test]
-    fn env_names_the_missing_variable() {
-        let missing = |pairs: &[(&str, &str)]| {
-            setting(TokenClientConfig::from_env(env(pairs), true).unwrap_err())
-        };
-        assert_eq!(missing(&[]), "KEYCLOAK_URL");
-        assert_eq!(missing(&[("KEYCLOAK_URL", "http://kc")]), "AGENT_CLIENT_ID");
-        assert_eq!(
-            missing(&[("KEYCLOAK_URL", "http://kc"), ("KEYCLOAK_CLIENT_ID", "a")]),
-            "AGENT_CLIENT_SECRET"
-        );
-        assert_eq!(
-            missing(&[
-                ("KEYCLOAK_URL", "http://kc"),
-                ("KEYCLOAK_CLIENT_ID", "a"),
-                ("AGENT_PRIVATE_KEY_FILE", "/nonexistent/key.pem"),
-            ]),
-            "AGENT_PRIVATE_KEY_FILE"
-        );
-        let lenient = TokenClientConfig::from_env(
-            env(&[("KEYCLOAK_URL", "http://kc"), ("KEYCLOAK_CLIENT_ID", "a")]),
-            false,
-        );
-        assert!(lenient.is_ok());
     }
 
     #[test]

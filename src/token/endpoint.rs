@@ -3,23 +3,23 @@
 //! bounded retries for callers that have no token to fall back on.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::Value;
 use url::form_urlencoded;
 use zeroize::Zeroizing;
 
+use crate::discovery::{Discovery, Member};
 use crate::error::{Error, TokenRequestFailure};
-use crate::http::Http;
+use crate::http::{describe, Http};
 
 use super::auth::ClientAuth;
 use super::retry;
 use super::stats::TokenStats;
 
 /// A token as the endpoint issued it.
-pub struct Issued {
+pub(crate) struct Issued {
     pub access_token: Zeroizing<String>,
     pub expires_in: Option<f64>,
     pub received_at: Instant,
@@ -28,7 +28,7 @@ pub struct Issued {
 
 /// A failed request, and how long the server asked us to wait.
 #[derive(Debug, Clone)]
-pub struct Failed {
+pub(super) struct Failed {
     pub failure: TokenRequestFailure,
     pub retry_after: Option<Duration>,
 }
@@ -51,16 +51,16 @@ impl Failed {
         }
     }
 
-    pub fn into_error(self) -> Error {
+    pub(super) fn into_error(self) -> Error {
         Error::TokenRequest(self.failure)
     }
 }
 
-pub struct Endpoint {
+pub(super) struct Endpoint {
     http: Http,
     configured: Option<String>,
-    issuer: Option<String>,
-    discovered: Mutex<Option<String>>,
+    /// Where `configured` is absent, the token URL comes from here (validation requires one).
+    discovery: Option<Discovery>,
     auth: ClientAuth,
     scope: Option<String>,
     audience: Option<String>,
@@ -68,7 +68,7 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(
+    pub(super) fn new(
         http: Http,
         token_url: Option<String>,
         issuer: Option<String>,
@@ -80,8 +80,7 @@ impl Endpoint {
         Endpoint {
             http,
             configured: token_url,
-            issuer,
-            discovered: Mutex::new(None),
+            discovery: issuer.map(|issuer| Discovery::new(&issuer)),
             auth,
             scope,
             audience,
@@ -89,65 +88,35 @@ impl Endpoint {
         }
     }
 
-    pub fn auth(&self) -> &ClientAuth {
+    pub(super) fn auth(&self) -> &ClientAuth {
         &self.auth
     }
 
     /// The token URL, if known without a request (configured, or discovered already).
-    pub fn known_url(&self) -> Option<String> {
-        self.configured
-            .clone()
-            .or_else(|| self.discovered.lock().clone())
+    pub(crate) fn known_url(&self) -> Option<String> {
+        self.configured.clone().or_else(|| {
+            self.discovery
+                .as_ref()
+                .and_then(|d| d.known(Member::TokenEndpoint))
+        })
     }
 
     async fn url(&self) -> String {
-        if let Some(url) = self.known_url() {
-            return url;
-        }
-        let issuer = self
-            .issuer
-            .as_deref()
-            .expect("validation requires token_url or issuer");
-        let discovery = format!("{issuer}/.well-known/openid-configuration");
-        let found = async {
-            let response = self
-                .http
-                .client()
-                .get(&discovery)
-                .send()
-                .await
-                .map_err(|e| describe(&e))?;
-            if !response.status().is_success() {
-                return Err(format!("HTTP {}", response.status()));
-            }
-            let doc: Value = response.json().await.map_err(|e| describe(&e))?;
-            doc.get("token_endpoint")
-                .and_then(Value::as_str)
-                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-                .map(str::to_string)
-                .ok_or_else(|| "no token_endpoint in the document".to_string())
-        };
-        match found.await {
-            Ok(url) => {
-                *self.discovered.lock() = Some(url.clone());
-                url
-            }
-            // Not remembered: discovery is tried again with the next request.
-            Err(e) => {
-                log::warn!("discovery at {discovery} failed ({e}); using Keycloak's token path");
-                format!("{issuer}/protocol/openid-connect/token")
-            }
+        match (&self.configured, &self.discovery) {
+            (Some(url), _) => url.clone(),
+            (None, Some(discovery)) => discovery.locate(&self.http, Member::TokenEndpoint).await,
+            (None, None) => unreachable!("validation requires token_url or issuer"),
         }
     }
 
     /// Up to `max_attempts` requests, pausing with backoff between retryable failures, all within
     /// `DEADLINE_TIMEOUTS` request timeouts.
-    pub async fn request(&self, max_attempts: u32) -> Result<Issued, Failed> {
+    pub(super) async fn request(&self, max_attempts: u32) -> Result<Issued, Failed> {
         let timeout = self.http.timeout();
-        let deadline = Instant::now() + timeout * retry::DEADLINE_TIMEOUTS;
+        let deadline = crate::clock::instant() + timeout * retry::DEADLINE_TIMEOUTS;
         let mut attempt = 1;
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = deadline.saturating_duration_since(crate::clock::instant());
             let result = self.attempt(timeout.min(remaining)).await;
             let failed = match result {
                 Ok(issued) => return Ok(issued),
@@ -160,7 +129,7 @@ impl Endpoint {
                 Some(asked) => asked.max(retry::delay(attempt)),
                 None => retry::delay(attempt),
             };
-            if Instant::now() + pause >= deadline {
+            if crate::clock::instant() + pause >= deadline {
                 return Err(failed);
             }
             log::warn!(
@@ -175,10 +144,10 @@ impl Endpoint {
     }
 
     async fn attempt(&self, timeout: Duration) -> Result<Issued, Failed> {
-        TokenStats::bump(&self.stats.token_requests);
+        self.stats.token_requests.bump();
         let result = self.send(timeout).await;
         if result.is_err() {
-            TokenStats::bump(&self.stats.token_errors);
+            self.stats.token_errors.bump();
         }
         result
     }
@@ -229,7 +198,7 @@ impl Endpoint {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+            .and_then(|v| retry::parse_retry_after(v, crate::clock::system_time()));
         let bytes = response
             .bytes()
             .await
@@ -259,24 +228,6 @@ impl Endpoint {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".into();
-    }
-    if e.is_connect() {
-        return "cannot connect".into();
-    }
-    // reqwest's Display names the URL, never headers or bodies; the sources say what happened.
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// An OAuth `error` code is a short printable-ASCII string (RFC 6749 5.2); anything else from
 /// the body is not repeated.
 fn error_code(doc: &Value) -> Option<String> {
@@ -293,7 +244,10 @@ fn short(text: &str) -> String {
 }
 
 /// Reads an answer of the token endpoint: the token and its `expires_in`, or the failure.
-pub fn classify(status: u16, body: &[u8]) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
+pub(super) fn classify(
+    status: u16,
+    body: &[u8],
+) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
     let doc: Option<Value> = serde_json::from_slice(body).ok();
     let object = doc.as_ref().filter(|d| d.is_object());
     if (200..300).contains(&status) {

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::http::Http;
 
-pub use cache::Token;
-pub use config::{AuthMethod, TokenClientConfig};
+pub use auth::AuthMethod;
+pub use cache::{Miss, Token};
+pub use config::TokenClientConfig;
 pub use stats::TokenStats;
 
 use cache::{Mode, Source, TokenCache};
@@ -76,6 +77,8 @@ impl std::fmt::Debug for TokenClient {
 }
 
 impl TokenClient {
+    /// A client for `config`; fails with `Error::Config` naming the bad setting. Makes no
+    /// request: the first token is fetched on first use.
     pub fn new(config: TokenClientConfig) -> Result<Self> {
         let checked = config.validate()?;
         let stats = Arc::new(TokenStats::default());
@@ -103,10 +106,12 @@ impl TokenClient {
         &self.cache.source().endpoint
     }
 
+    /// The OAuth client id.
     pub fn client_id(&self) -> &str {
         self.endpoint().auth().client_id()
     }
 
+    /// How the client authenticates.
     pub fn auth_method(&self) -> AuthMethod {
         self.endpoint().auth().method()
     }
@@ -126,25 +131,45 @@ impl TokenClient {
         self.endpoint().known_url()
     }
 
+    /// This client's counters.
     pub fn stats(&self) -> &TokenStats {
         &self.stats
     }
 
-    /// A token usable now without any network wait, or None.
+    /// A token usable now without any network wait, or None. A pure cache probe (it may start
+    /// a background refresh), cheap enough to call holding an interpreter lock.
     pub fn cached_token(&self) -> Option<Arc<Token>> {
-        self.cache.cached()
+        self.cache.lookup().ok()
     }
 
+    /// Like `cached_token`, but a miss comes back as a [`Miss`] for [`TokenClient::fetch`] or
+    /// [`TokenClient::fetch_blocking`], which then do not look at the cache again. A binding
+    /// probes with this while holding its interpreter lock and fetches after releasing it.
+    pub fn lookup(&self) -> Result<Arc<Token>, Miss> {
+        self.cache.lookup()
+    }
+
+    /// A valid token: the cached one, else one fetched (one request at a time per client).
     pub async fn get_token(&self) -> Result<Arc<Token>> {
         self.cache.get().await
     }
 
     /// Like `get_token`, blocking the calling thread only when a request is needed.
     pub fn get_token_blocking(&self) -> Result<Arc<Token>> {
-        match self.cache.cached() {
-            Some(token) => Ok(token),
-            None => crate::runtime::block_on(self.cache.get()),
+        match self.cache.lookup() {
+            Ok(token) => Ok(token),
+            Err(miss) => self.fetch_blocking(miss),
         }
+    }
+
+    /// The rest of `get_token` after `lookup` missed.
+    pub async fn fetch(&self, miss: Miss) -> Result<Arc<Token>> {
+        self.cache.fetch(miss).await
+    }
+
+    /// The rest of `get_token_blocking` after `lookup` missed.
+    pub fn fetch_blocking(&self, miss: Miss) -> Result<Arc<Token>> {
+        crate::runtime::block_on(self.cache.fetch(miss))
     }
 
     /// Drops the cached token (with `Some(token)`: only if it is still that one).

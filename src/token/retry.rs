@@ -4,9 +4,9 @@
 use std::time::{Duration, SystemTime};
 
 /// Requests one call may make when it has no valid token to fall back on.
-pub const MAX_ATTEMPTS: u32 = 3;
+pub(super) const MAX_ATTEMPTS: u32 = 3;
 /// The whole retry sequence of one call ends within this many request timeouts.
-pub const DEADLINE_TIMEOUTS: u32 = 3;
+pub(super) const DEADLINE_TIMEOUTS: u32 = 3;
 /// The first pause between attempts inside one call; doubles each time.
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(8);
@@ -15,14 +15,14 @@ const MAX_DELAY: Duration = Duration::from_secs(8);
 const FIRST_WINDOW: Duration = Duration::from_secs(1);
 const MAX_WINDOW: Duration = Duration::from_secs(60);
 /// A `Retry-After` longer than this is cut short: an agent must not go silent for hours.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+pub(super) const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 fn exponential(first: Duration, cap: Duration, step: u32) -> Duration {
     first.saturating_mul(1u32 << step.min(16)).min(cap)
 }
 
 /// Between half and all of `d`: spreads out the retries of many clients that failed together.
-pub fn jitter(d: Duration) -> Duration {
+pub(super) fn jitter(d: Duration) -> Duration {
     let mut bytes = [0u8; 4];
     let fraction = match aws_lc_rs::rand::fill(&mut bytes) {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
@@ -32,7 +32,7 @@ pub fn jitter(d: Duration) -> Duration {
 }
 
 /// The pause after failed attempt number `attempt` (1-based) of one call.
-pub fn delay(attempt: u32) -> Duration {
+pub(super) fn delay(attempt: u32) -> Duration {
     jitter(exponential(
         FIRST_DELAY,
         MAX_DELAY,
@@ -42,7 +42,7 @@ pub fn delay(attempt: u32) -> Duration {
 
 /// How long callers wait before the next request after `failures` consecutive failed
 /// refreshes, at least what the server asked for.
-pub fn window(failures: u32, retry_after: Option<Duration>) -> Duration {
+pub(super) fn window(failures: u32, retry_after: Option<Duration>) -> Duration {
     let ours = jitter(exponential(
         FIRST_WINDOW,
         MAX_WINDOW,
@@ -52,7 +52,7 @@ pub fn window(failures: u32, retry_after: Option<Duration>) -> Duration {
 }
 
 /// `Retry-After`: delta-seconds or an HTTP-date (RFC 9110 10.2.3).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(super) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

@@ -152,7 +152,7 @@ async fn secret_post_fetches_once_and_caches() {
     assert_eq!(seen.form("client_secret").as_deref(), Some(SECRET));
     assert_eq!(seen.form("scope").as_deref(), Some("api:read"));
     assert_eq!(seen.form("audience").as_deref(), Some("backend"));
-    assert_eq!(client.stats().token_requests.load(Ordering::Relaxed), 1);
+    assert_eq!(client.stats().token_requests.get(), 1);
 }
 
 #[tokio::test]
@@ -282,4 +282,17 @@ fn blocking_calls_work_from_plain_threads() {
     }
     assert_eq!(server.hits.load(Ordering::SeqCst), 1);
     assert!(!format!("{client:?}").contains(SECRET));
+}
+
+#[tokio::test]
+async fn a_miss_is_fetched_from_its_lookup() {
+    let server = serve(Arc::new(|n, _: &Seen| ok(&format!("tok-{n}"), 300))).await;
+    let client = TokenClient::new(config(Some(format!("{}/token", server.base)))).unwrap();
+    let Err(miss) = client.lookup() else {
+        panic!("a new client holds no token")
+    };
+    assert_eq!(client.fetch(miss).await.unwrap().value(), "tok-0");
+    assert_eq!(client.lookup().unwrap().value(), "tok-0");
+    assert_eq!(client.stats().cache_hits.get(), 1);
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::Claims;
 use quick_cache::sync::Cache;
 
-pub struct Entry {
+pub(super) struct Entry {
     pub claims: Claims,
     pub exp: f64,
     pub kid: Option<String>,
@@ -13,26 +13,26 @@ pub struct Entry {
     pub key_fingerprint: u64,
 }
 
-pub struct TokenCache {
+pub(super) struct TokenCache {
     inner: Cache<Box<str>, Arc<Entry>>,
 }
 
 impl TokenCache {
-    pub fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         TokenCache {
             inner: Cache::new(capacity),
         }
     }
 
-    pub fn get(&self, token: &str) -> Option<Arc<Entry>> {
+    pub(super) fn get(&self, token: &str) -> Option<Arc<Entry>> {
         self.inner.get(token)
     }
 
-    pub fn insert(&self, token: &str, entry: Entry) {
+    pub(super) fn insert(&self, token: &str, entry: Entry) {
         self.inner.insert(token.into(), Arc::new(entry));
     }
 
-    pub fn remove(&self, token: &str) {
+    pub(super) fn remove(&self, token: &str) {
         self.inner.remove(token);
     }
 }

@@ -11,7 +11,7 @@ use crate::jwks::JwksPolicy;
 
 use super::policy::Policy;
 
-pub const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
+pub(crate) const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
@@ -26,25 +26,42 @@ pub const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
 /// Mirrors the keyword arguments of the Python `Verifier`.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
+    /// The trusted issuer (`iss`), an http(s) URL; also where discovery starts.
     pub issuer: String,
+    /// The key set's URL; else found through the issuer's discovery document.
     pub jwks_uri: Option<String>,
+    /// Accepted audiences (`aud`); empty: not checked.
     pub audience: Vec<String>,
+    /// Accepted authorized parties (`azp`); None: any.
     pub allowed_azp: Option<Vec<String>>,
+    /// Accepted header algorithms; None: every asymmetric one.
     pub algorithms: Option<Vec<String>>,
+    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
     pub leeway: i64,
+    /// Whether `iss` must equal `issuer`.
     pub verify_issuer: bool,
+    /// Claims a token must carry.
     pub required_claims: Vec<String>,
+    /// Accepted `typ` values, when the token has one; None: any.
     pub token_types: Option<Vec<String>>,
+    /// Longer tokens are refused unread.
     pub max_token_bytes: i64,
+    /// Verified tokens remembered; 0: no cache.
     pub cache_size: i64,
+    /// Seconds a key set is fresh when the server sends no `max-age`.
     pub jwks_ttl: f64,
+    /// Seconds between refetches for unknown kids.
     pub jwks_cooldown: f64,
+    /// Seconds past expiry a key set is still served while the IdP is down.
     pub jwks_max_stale: f64,
+    /// Seconds allowed for one request to the IdP.
     pub http_timeout: f64,
+    /// Extra CA certificates (PEM) trusted beside the system's.
     pub ca_bundle: Option<PathBuf>,
 }
 
 impl VerifierConfig {
+    /// The defaults for `issuer`.
     pub fn new(issuer: impl Into<String>) -> Self {
         VerifierConfig {
             issuer: issuer.into(),
@@ -66,29 +83,11 @@ impl VerifierConfig {
         }
     }
 
-    /// SmartEM's variables: KEYCLOAK_URL (required), KEYCLOAK_REALM (default "dls"),
-    /// KEYCLOAK_VERIFY_ISS (default true), KEYCLOAK_ALLOWED_AZP and KEYCLOAK_AUDIENCE (comma
-    /// lists), KEYCLOAK_JWKS_URL.
+    /// SmartEM's Keycloak variables (`crate::keycloak`): KEYCLOAK_URL (required),
+    /// KEYCLOAK_REALM (default "dls"), KEYCLOAK_VERIFY_ISS (default true), KEYCLOAK_ALLOWED_AZP
+    /// and KEYCLOAK_AUDIENCE (comma lists), KEYCLOAK_JWKS_URL. `var` looks one variable up.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let url = get("KEYCLOAK_URL").ok_or_else(|| Error::config("KEYCLOAK_URL", "is not set"))?;
-        let realm = get("KEYCLOAK_REALM").unwrap_or_else(|| "dls".into());
-        let mut config =
-            VerifierConfig::new(format!("{}/realms/{realm}", url.trim_end_matches('/')));
-        if let Some(flag) = get("KEYCLOAK_VERIFY_ISS") {
-            config.verify_issuer = parse_bool(&flag)
-                .ok_or_else(|| Error::config("KEYCLOAK_VERIFY_ISS", "must be true or false"))?;
-        }
-        config.allowed_azp = get("KEYCLOAK_ALLOWED_AZP").map(|v| comma_list(&v));
-        config.audience = get("KEYCLOAK_AUDIENCE")
-            .map(|v| comma_list(&v))
-            .unwrap_or_default();
-        config.jwks_uri = get("KEYCLOAK_JWKS_URL");
-        Ok(config)
+        crate::keycloak::verifier_config(var)
     }
 
     pub(super) fn validate(self) -> Result<Checked> {
@@ -193,21 +192,4 @@ pub(super) struct Checked {
     pub jwks_uri: Option<String>,
     pub jwks_policy: JwksPolicy,
     pub http: HttpConfig,
-}
-
-fn comma_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-pub fn parse_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
 }

@@ -22,12 +22,12 @@ struct RawHeader {
     enc: Option<Value>,
 }
 
-pub struct Header {
+pub(super) struct Header {
     pub alg: Algorithm,
     pub kid: Option<String>,
 }
 
-pub struct Parts<'a> {
+pub(super) struct Parts<'a> {
     pub header: Header,
     /// `base64(header) "." base64(payload)`: the bytes the signature covers.
     pub signing_input: &'a str,
@@ -39,7 +39,7 @@ fn malformed(detail: &str) -> Error {
     Error::invalid(Code::Malformed, detail)
 }
 
-pub fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
+pub(super) fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
     let mut dots = token.match_indices('.').map(|(i, _)| i);
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(malformed("a JWS has exactly three dot-separated parts"));
@@ -111,7 +111,7 @@ pub fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
     })
 }
 
-pub fn decode_payload(payload: &str) -> Result<Map<String, Value>> {
+pub(super) fn decode_payload(payload: &str) -> Result<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| malformed("the payload is not base64url"))?;

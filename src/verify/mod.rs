@@ -1,92 +1,93 @@
 //! The verifier: policy, keys, and the verified-token cache put together.
+//!
+//! A verify asks each question once: one size check, one read of the time and one look at the
+//! verified-token cache ([`Verifier::lookup`]); on a miss, one split of the JWS; then the key,
+//! the signature and the policy, which alone are asked again after a key fetch. The entry
+//! points differ only in how they wait for a fetch:
+//!
+//! | token only        | after `lookup` missed        | a key fetch is needed      |
+//! |-------------------|------------------------------|----------------------------|
+//! | `verify`          | `verify_uncached`            | awaited                    |
+//! | `verify_blocking` | `verify_uncached_blocking`   | blocks the calling thread  |
+//! | `verify_now`      | `verify_uncached_now`        | `Ok(None)`, nothing waits  |
+//!
+//! A binding that must not block while holding an interpreter lock calls `lookup` (or `cached`)
+//! with the lock held, which is a pure cache probe, and on a miss hands the [`Uncached`] to one
+//! of the second column after releasing it, so the cache is not looked at twice.
 
 mod cache;
+mod claims;
 mod config;
 mod jws;
 mod policy;
+mod stats;
 #[cfg(test)]
 mod tests;
 
-use std::any::Any;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
 use crate::http::Http;
-use crate::jwks::{JwksCache, Lookup, Ticket};
-use crate::stats::Stats;
+use crate::jwks::{self, JwksCache, Ticket};
 
-pub use config::{VerifierConfig, ASYMMETRIC_ALGORITHMS};
-pub use policy::Policy;
+pub use claims::{Claims, VerifiedClaims};
+pub use config::VerifierConfig;
+pub(crate) use config::ASYMMETRIC_ALGORITHMS;
+pub use stats::VerifierStats;
 
 use cache::{Entry, TokenCache};
-
-/// A verified token's claims, shared by the verified-token cache and every caller it serves.
-pub type Claims = Arc<VerifiedClaims>;
-
-/// The claims (a JSON object; derefs to it), plus one slot where a language binding may keep
-/// its own converted form, built once per cached token instead of once per call.
-pub struct VerifiedClaims {
-    map: Map<String, Value>,
-    converted: OnceLock<Box<dyn Any + Send + Sync>>,
-}
-
-impl VerifiedClaims {
-    pub fn new(map: Map<String, Value>) -> Self {
-        VerifiedClaims {
-            map,
-            converted: OnceLock::new(),
-        }
-    }
-
-    pub fn map(&self) -> &Map<String, Value> {
-        &self.map
-    }
-
-    /// The converted form a binding stored, if any (and if it is a `T`).
-    pub fn converted<T: Any>(&self) -> Option<&T> {
-        self.converted.get()?.downcast_ref::<T>()
-    }
-
-    /// Stores a converted form unless one is there already; returns the one kept. Never
-    /// blocks: two threads converting at once both succeed, and one result is kept.
-    pub fn set_converted<T: Any + Send + Sync>(&self, value: T) -> Option<&T> {
-        let _ = self.converted.set(Box::new(value));
-        self.converted::<T>()
-    }
-}
-
-impl std::ops::Deref for VerifiedClaims {
-    type Target = Map<String, Value>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.map
-    }
-}
-
-impl std::fmt::Debug for VerifiedClaims {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.map.fmt(f)
-    }
-}
+use jws::Parts;
+use policy::Policy;
 
 /// How many key fetches one verify may cause: one for an empty cache, one for an unknown kid.
 const MAX_FETCHES_PER_VERIFY: usize = 2;
 
+/// Verifies bearer JWTs offline against one issuer's key set. Share one per issuer: it holds
+/// the key cache and the verified-token cache.
 pub struct Verifier {
     policy: Policy,
     algorithms: Vec<Algorithm>,
     max_token_bytes: usize,
     jwks: Arc<JwksCache>,
     cache: Option<TokenCache>,
-    stats: Arc<Stats>,
+    stats: Arc<VerifierStats>,
+}
+
+/// What the verified-token cache says of one token.
+#[derive(Debug)]
+pub enum Lookup<'t> {
+    /// Verified before, and its claims still pass the policy.
+    Hit(Claims),
+    /// Not in the cache (or there is no cache): verify it with a `verify_uncached*`.
+    Miss(Uncached<'t>),
+}
+
+/// A token the verified-token cache does not hold: size-checked, with the time its lookup read.
+#[must_use = "an uncached token is verified with a verify_uncached*"]
+pub struct Uncached<'t> {
+    token: &'t str,
+    now: u64,
+}
+
+/// Never shows the token: Debug output ends up in logs.
+impl std::fmt::Debug for Uncached<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Uncached({} bytes)", self.token.len())
+    }
+}
+
+/// A token split and its header checked: what a check after a key fetch starts from.
+struct Split<'t> {
+    token: &'t str,
+    parts: Parts<'t>,
 }
 
 enum Step {
     Done(Claims),
-    /// Keys must be fetched first; then try again.
+    /// Keys must be fetched first; then check again.
     Fetch(Ticket),
 }
 
@@ -95,9 +96,10 @@ fn now() -> u64 {
 }
 
 impl Verifier {
+    /// A verifier for `config`; fails with `Error::Config` naming the bad setting.
     pub fn new(config: VerifierConfig) -> Result<Self> {
         let checked = config.validate()?;
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(VerifierStats::default());
         let http = Http::new(checked.http)?;
         let jwks = Arc::new(JwksCache::new(
             http,
@@ -116,59 +118,75 @@ impl Verifier {
         })
     }
 
+    /// The trusted issuer, without a trailing `/`.
     pub fn issuer(&self) -> &str {
         &self.policy.issuer
     }
 
-    pub fn stats(&self) -> &Stats {
+    /// This verifier's counters.
+    pub fn stats(&self) -> &VerifierStats {
         &self.stats
+    }
+
+    /// The size check and the verified-token cache alone: `Hit` for a cached token that still
+    /// passes the policy, `Miss` otherwise, `Err` for a token too large or a cached token that
+    /// no longer passes (it has expired). No signature check, no lock held for long, no I/O:
+    /// cheap enough to call before anything else, e.g. without releasing an interpreter lock.
+    pub fn lookup<'t>(&self, token: &'t str) -> Result<Lookup<'t>> {
+        self.counted(self.probe(token))
+    }
+
+    /// `lookup` as an option: `Ok(None)` for a miss.
+    pub fn cached(&self, token: &str) -> Result<Option<Claims>> {
+        Ok(match self.lookup(token)? {
+            Lookup::Hit(claims) => Some(claims),
+            Lookup::Miss(_) => None,
+        })
     }
 
     /// Verifies without ever waiting on the network: `Ok(None)` means a key fetch is needed
     /// first. Lets callers on an event loop do the common case inline.
     pub fn verify_now(&self, token: &str) -> Result<Option<Claims>> {
-        match self.attempt(token) {
-            Ok(Step::Done(claims)) => Ok(Some(claims)),
-            Ok(Step::Fetch(_)) => Ok(None),
+        self.counted(match self.probe(token) {
+            Ok(Lookup::Hit(claims)) => Ok(Some(claims)),
+            Ok(Lookup::Miss(uncached)) => self.uncached_now(uncached),
             Err(e) => Err(e),
-        }
+        })
     }
 
     /// Verifies, blocking the calling thread while keys are fetched.
     pub fn verify_blocking(&self, token: &str) -> Result<Claims> {
-        // Known keys need no runtime: only a fetch goes through it.
-        match self.attempt(token)? {
-            Step::Done(claims) => Ok(claims),
-            Step::Fetch(_) => crate::runtime::block_on(self.verify(token)),
-        }
+        self.counted(match self.probe(token) {
+            Ok(Lookup::Hit(claims)) => Ok(claims),
+            Ok(Lookup::Miss(uncached)) => self.uncached_blocking(uncached),
+            Err(e) => Err(e),
+        })
     }
 
-    /// The verified-token cache alone: `Ok(Some)` for a hit that still passes the policy,
-    /// `Ok(None)` for a miss (or no cache), `Err` for a cached token that no longer passes (it
-    /// has expired). No signature check, no lock held for long, no I/O: cheap enough to call
-    /// before anything else, e.g. without releasing an interpreter lock.
-    pub fn cached(&self, token: &str) -> Result<Option<Claims>> {
-        match self.lookup_cache(token, now()) {
-            Err(e) => self.reject(e),
-            ok => ok,
-        }
-    }
-
+    /// Verifies, awaiting key fetches.
     pub async fn verify(&self, token: &str) -> Result<Claims> {
-        for _ in 0..MAX_FETCHES_PER_VERIFY {
-            match self.attempt(token)? {
-                Step::Done(claims) => return Ok(claims),
-                Step::Fetch(ticket) => self.jwks.fetch(ticket).await?,
-            }
-        }
-        match self.attempt(token)? {
-            Step::Done(claims) => Ok(claims),
-            // Keys changed under us on every try: answer as a plain unknown kid.
-            Step::Fetch(_) => self.reject(Error::invalid(
-                Code::UnknownKid,
-                "the token's kid is not in the key set",
-            )),
-        }
+        let result = match self.probe(token) {
+            Ok(Lookup::Hit(claims)) => Ok(claims),
+            Ok(Lookup::Miss(uncached)) => self.uncached(uncached).await,
+            Err(e) => Err(e),
+        };
+        self.counted(result)
+    }
+
+    /// `verify_now` after `lookup` missed.
+    pub fn verify_uncached_now(&self, uncached: Uncached<'_>) -> Result<Option<Claims>> {
+        self.counted(self.uncached_now(uncached))
+    }
+
+    /// `verify_blocking` after `lookup` missed.
+    pub fn verify_uncached_blocking(&self, uncached: Uncached<'_>) -> Result<Claims> {
+        self.counted(self.uncached_blocking(uncached))
+    }
+
+    /// `verify` after `lookup` missed.
+    pub async fn verify_uncached(&self, uncached: Uncached<'_>) -> Result<Claims> {
+        let result = self.uncached(uncached).await;
+        self.counted(result)
     }
 
     /// Fetches the key set now. Fails with `KeySetUnavailable` when the fetch fails (the keys
@@ -177,94 +195,133 @@ impl Verifier {
         self.jwks.refresh().await
     }
 
-    fn reject<T>(&self, e: Error) -> Result<T> {
-        if matches!(e, Error::InvalidToken { .. }) {
-            Stats::bump(&self.stats.rejected);
+    /// Every public entry point passes its result through here once, so each rejected token
+    /// is counted once however many steps it went through.
+    fn counted<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(Error::InvalidToken { .. }) = &result {
+            self.stats.rejected.bump();
         }
-        Err(e)
+        result
     }
 
-    fn attempt(&self, token: &str) -> Result<Step> {
-        match self.attempt_inner(token) {
-            Err(e) => self.reject(e),
-            ok => ok,
-        }
-    }
-
-    fn check_size(&self, token: &str) -> Result<()> {
+    fn probe<'t>(&self, token: &'t str) -> Result<Lookup<'t>> {
         if token.len() > self.max_token_bytes {
             return Err(Error::invalid(
                 Code::TooLarge,
                 format!("the token is longer than {} bytes", self.max_token_bytes),
             ));
         }
-        Ok(())
-    }
-
-    fn lookup_cache(&self, token: &str, now: u64) -> Result<Option<Claims>> {
+        let now = now();
+        let miss = Lookup::Miss(Uncached { token, now });
         let Some(cache) = &self.cache else {
-            return Ok(None);
+            return Ok(miss);
         };
-        self.check_size(token)?;
         let Some(hit) = cache.get(token) else {
-            return Ok(None);
+            return Ok(miss);
         };
         let published = self.jwks.published_fingerprint(hit.kid.as_deref());
         if published == Some(hit.key_fingerprint)
             && (now as f64) < hit.exp + self.policy.leeway as f64
         {
             self.policy.check(&hit.claims, now)?;
-            Stats::bump(&self.stats.cache_hits);
-            Stats::bump(&self.stats.verified);
-            return Ok(Some(hit.claims.clone()));
+            self.stats.cache_hits.bump();
+            self.stats.verified.bump();
+            return Ok(Lookup::Hit(hit.claims.clone()));
         }
         cache.remove(token);
-        Ok(None)
+        Ok(miss)
     }
 
-    fn attempt_inner(&self, token: &str) -> Result<Step> {
-        self.check_size(token)?;
-        let now = now();
-        if let Some(claims) = self.lookup_cache(token, now)? {
-            return Ok(Step::Done(claims));
-        }
+    fn split<'t>(&self, token: &'t str) -> Result<Split<'t>> {
         let parts = jws::split(token, &self.algorithms)?;
-        let key = match self.jwks.lookup(parts.header.kid.as_deref()) {
-            Lookup::Found(key) => key,
-            Lookup::Rejected(e) => return Err(e),
-            Lookup::Fetch(ticket) => return Ok(Step::Fetch(ticket)),
+        Ok(Split { token, parts })
+    }
+
+    fn uncached_now(&self, uncached: Uncached<'_>) -> Result<Option<Claims>> {
+        let split = self.split(uncached.token)?;
+        match self.check(&split, uncached.now)? {
+            Step::Done(claims) => Ok(Some(claims)),
+            Step::Fetch(_) => Ok(None),
+        }
+    }
+
+    fn uncached_blocking(&self, uncached: Uncached<'_>) -> Result<Claims> {
+        let split = self.split(uncached.token)?;
+        // Known keys need no runtime: only a fetch goes through it.
+        match self.check(&split, uncached.now)? {
+            Step::Done(claims) => Ok(claims),
+            Step::Fetch(ticket) => crate::runtime::block_on(self.fetching(&split, ticket)),
+        }
+    }
+
+    async fn uncached(&self, uncached: Uncached<'_>) -> Result<Claims> {
+        let split = self.split(uncached.token)?;
+        match self.check(&split, uncached.now)? {
+            Step::Done(claims) => Ok(claims),
+            Step::Fetch(ticket) => self.fetching(&split, ticket).await,
+        }
+    }
+
+    /// Fetches keys and checks again, up to `MAX_FETCHES_PER_VERIFY` times.
+    async fn fetching(&self, split: &Split<'_>, mut ticket: Ticket) -> Result<Claims> {
+        for _ in 0..MAX_FETCHES_PER_VERIFY {
+            self.jwks.fetch(ticket).await?;
+            match self.check(split, now())? {
+                Step::Done(claims) => return Ok(claims),
+                Step::Fetch(next) => ticket = next,
+            }
+        }
+        // Keys changed under us on every try: answer as a plain unknown kid.
+        Err(Error::invalid(
+            Code::UnknownKid,
+            "the token's kid is not in the key set",
+        ))
+    }
+
+    /// The key, the signature and the policy; caches what passes.
+    fn check(&self, split: &Split<'_>, now: u64) -> Result<Step> {
+        let Parts {
+            header,
+            signing_input,
+            payload,
+            signature,
+        } = &split.parts;
+        let key = match self.jwks.lookup(header.kid.as_deref()) {
+            jwks::Lookup::Found(key) => key,
+            jwks::Lookup::Rejected(e) => return Err(e),
+            jwks::Lookup::Fetch(ticket) => return Ok(Step::Fetch(ticket)),
         };
-        let alg = parts.header.alg;
+        let alg = header.alg;
         if !key.kind.accepts(alg) || key.alg.is_some_and(|a| a != alg) {
             return Err(Error::invalid(
                 Code::AlgNotAllowed,
                 "the token's alg does not match its key",
             ));
         }
-        if !key.verify(alg, parts.signing_input.as_bytes(), parts.signature) {
+        if !key.verify(alg, signing_input.as_bytes(), signature) {
             return Err(Error::invalid(
                 Code::BadSignature,
                 "the signature does not verify",
             ));
         }
-        let claims = jws::decode_payload(parts.payload)?;
+        let claims = jws::decode_payload(payload)?;
         self.policy.check(&claims, now)?;
         let claims = Arc::new(VerifiedClaims::new(claims));
         if let Some(cache) = &self.cache {
             // Only tokens with an exp are cached: the entry must never outlive the token.
             if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
                 cache.insert(
-                    token,
+                    split.token,
                     Entry {
                         claims: claims.clone(),
                         exp,
-                        kid: parts.header.kid.clone(),
+                        kid: header.kid.clone(),
                         key_fingerprint: key.fingerprint,
                     },
                 );
             }
         }
-        Stats::bump(&self.stats.verified);
+        self.stats.verified.bump();
         Ok(Step::Done(claims))
     }
 }

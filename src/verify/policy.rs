@@ -1,11 +1,11 @@
-//! The claim rules (DESIGN.md, "Verification policy"). Run on every verify, cached or not.
+//! The claim rules (docs/architecture.md, "Verification policy"). Run on every verify, cached or not.
 
 use serde_json::{Map, Value};
 
 use crate::error::{Code, Error, Result};
 
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(super) struct Policy {
     pub issuer: String,
     pub verify_issuer: bool,
     pub audience: Vec<String>,
@@ -31,7 +31,7 @@ fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>> {
 
 impl Policy {
     /// `now` in seconds since the epoch.
-    pub fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<()> {
+    pub(super) fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<()> {
         for name in &self.required_claims {
             if !claims.contains_key(name) {
                 return Err(Error::invalid(
@@ -132,7 +132,7 @@ mod tests {
         }
     }
 
-    fn code(claims: serde_json::Value) -> Option<&'static str> {
+    fn code(claims: Value) -> Option<&'static str> {
         let map = claims.as_object().unwrap().clone();
         policy()
             .check(&map, 1_000_000)
@@ -140,12 +140,12 @@ mod tests {
             .map(|e| e.code().unwrap().as_str())
     }
 
-    fn good() -> serde_json::Value {
+    fn good() -> Value {
         json!({"iss": "https://kc/realms/dls", "aud": ["account", "app"], "azp": "SmartEM_User",
                "typ": "Bearer", "exp": 1_000_100, "iat": 999_990, "sub": "u1"})
     }
 
-    fn with(key: &str, value: serde_json::Value) -> serde_json::Value {
+    fn with(key: &str, value: Value) -> Value {
         let mut c = good();
         c[key] = value;
         c

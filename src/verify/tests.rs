@@ -1,22 +1,18 @@
 //! The verifier end to end over HTTP, without Python.
 
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use crate::error::{Code, Error};
 use crate::sign::SigningKey;
 use crate::testutil::JwksServer;
-use crate::verify::{Verifier, VerifierConfig};
+use crate::verify::{Lookup, Verifier, VerifierConfig};
 
 const ISSUER: &str = "http://issuer.test/realms/dls";
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    crate::clock::unix_seconds()
 }
 
 fn mint(key: &SigningKey, sub: &str) -> String {
@@ -47,7 +43,7 @@ fn verifies_and_caches() {
     let token = mint(&key, "alice");
     assert_eq!(v.verify_blocking(&token).unwrap()["sub"], "alice");
     assert_eq!(v.verify_blocking(&token).unwrap()["sub"], "alice");
-    assert_eq!(v.stats().cache_hits.load(Ordering::Relaxed), 1);
+    assert_eq!(v.stats().cache_hits.get(), 1);
     assert_eq!(server.hits(), 1);
     let mut tampered = token.clone();
     tampered.insert(tampered.find('.').unwrap() + 5, 'x');
@@ -154,4 +150,27 @@ fn bad_settings_name_the_setting() {
     );
     assert_eq!(setting(|c| c.issuer = " ".into()), "issuer");
     assert_eq!(setting(|c| c.http_timeout = 0.0), "http_timeout");
+}
+
+#[test]
+fn a_miss_is_verified_from_its_lookup_and_a_rejection_counted_once() {
+    let key = SigningKey::generate("ES256", Some("k".into())).unwrap();
+    let server = JwksServer::start(&[&key]);
+    let v = verifier(&server);
+    let token = mint(&key, "alice");
+    let Lookup::Miss(uncached) = v.lookup(&token).unwrap() else {
+        panic!("a cold cache holds nothing")
+    };
+    assert_eq!(
+        v.verify_uncached_blocking(uncached).unwrap()["sub"],
+        "alice"
+    );
+    assert!(matches!(v.lookup(&token).unwrap(), Lookup::Hit(_)));
+    assert_eq!(v.stats().verified.get(), 2);
+    assert_eq!(v.stats().cache_hits.get(), 1);
+    let mut tampered = token.clone();
+    tampered.insert(tampered.find('.').unwrap() + 5, 'x');
+    assert_eq!(code(v.verify_blocking(&tampered)), Code::BadSignature);
+    assert_eq!(v.stats().rejected.get(), 1);
+    assert_eq!(server.hits(), 1);
 }

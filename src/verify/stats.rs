@@ -1,0 +1,24 @@
+//! The figures `Verifier.stats()` reports. The key cache bumps the `jwks_*`, `stale_served`,
+//! `unknown_kid_rejected` and `refreshes_ahead` ones on the verifier's behalf.
+
+crate::counters::counters! {
+    /// Counters of one verifier and its key cache.
+    pub struct VerifierStats {
+        /// Tokens accepted, from the cache or not.
+        verified,
+        /// Tokens accepted from the verified-token cache.
+        cache_hits,
+        /// Tokens refused as invalid (not for an unavailable key set).
+        rejected,
+        /// Key-set requests made, failed ones included.
+        jwks_fetches,
+        /// Key-set requests that failed or returned no usable key.
+        jwks_errors,
+        /// Verifies served from a key set past its TTL (within `max_stale`).
+        stale_served,
+        /// Unknown kids refused without a request because of the cooldown.
+        unknown_kid_rejected,
+        /// Background key-set refreshes started.
+        refreshes_ahead,
+    }
+}

@@ -1,5 +1,6 @@
-"""The JWKS cache policy of DESIGN.md, observed from outside: what the IdP sees (`idp.hits`,
-`idp.in_flight`) and the verifier's counters (`v.stats()`), over real HTTP with injected faults.
+"""The key-set policy of docs/architecture.md, observed from outside: what the IdP sees
+(`idp.hits`, `idp.in_flight`) and the verifier's counters (`v.stats()`), over real HTTP with
+injected faults.
 
 Races are forced with barriers and by holding the IdP's answer ("slow" fault, released by
 healing it), never with sleeps; nothing asserts on time."""

@@ -1,5 +1,6 @@
-"""The verification policy of DESIGN.md, rule by rule: what is accepted, what is rejected and
-with which `.code`, under the default settings and under each setting that changes a rule."""
+"""The verification policy of docs/architecture.md, rule by rule: what is accepted, what is
+rejected and with which `.code`, under the default settings and under each setting that changes
+a rule."""
 
 from __future__ import annotations
 

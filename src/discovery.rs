@@ -62,6 +62,18 @@ impl Found {
     }
 }
 
+/// The paths below an issuer URL that a Keycloak realm serves: its discovery document, and
+/// the fallbacks used when discovery fails. The DevIdP serves exactly these.
+// Only the bindings hand these out (to the DevIdP and the SmartEM drop-in).
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
+pub(crate) fn issuer_paths() -> [(&'static str, &'static str); 3] {
+    [
+        ("discovery", DOCUMENT_PATH),
+        ("jwks", Member::JwksUri.keycloak_path()),
+        ("token", Member::TokenEndpoint.keycloak_path()),
+    ]
+}
+
 /// One issuer's endpoints, as its discovery document names them.
 pub(crate) struct Discovery {
     issuer: String,

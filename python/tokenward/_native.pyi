@@ -14,7 +14,16 @@ from typing import Any, TypeAlias, TypedDict, final
 from typing_extensions import Self, Unpack, disjoint_base
 
 __version__: str
-__all__ = ["SigningKey", "TokenClient", "Verifier", "__version__", "_advance_clock", "_reset_clock"]
+__all__ = [
+    "SigningKey",
+    "TokenClient",
+    "Verifier",
+    "__version__",
+    "_advance_clock",
+    "_reset_clock",
+    "issuer_paths",
+    "realm_issuer",
+]
 
 _Path: TypeAlias = str | os.PathLike[str]
 _Strings: TypeAlias = str | Sequence[str]
@@ -190,3 +199,10 @@ def _advance_clock(seconds: float) -> None:
 
 def _reset_clock() -> None:
     """Back to the real time (tests only)."""
+
+def realm_issuer(url: str, realm: str) -> str:
+    """The issuer URL of `realm` on the Keycloak at `url` (a trailing `/` on `url` is ignored)."""
+
+def issuer_paths() -> dict[str, str]:
+    """The paths below an issuer that a Keycloak realm serves: "discovery" (the OpenID
+    configuration), "jwks" and "token" (the fallbacks when discovery fails)."""

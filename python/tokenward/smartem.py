@@ -41,6 +41,7 @@ import requests
 from fastapi import Request
 
 from ._bearer import SMARTEM_TEXTS
+from ._native import issuer_paths, realm_issuer
 from .errors import TokenRequestError
 from .fastapi import Authenticator
 from .verifier import Verifier
@@ -136,7 +137,7 @@ class KeycloakConfig:
 
     @property
     def token_url(self) -> str:
-        return f"{self.url.rstrip('/')}/realms/{self.realm}/protocol/openid-connect/token"
+        return realm_issuer(self.url, self.realm) + issuer_paths()["token"]
 
 
 def load_keycloak_config(path: str | os.PathLike[str]) -> KeycloakConfig:

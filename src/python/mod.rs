@@ -2,6 +2,7 @@
 //! their own; everything they do is a call into the core.
 
 mod async_bridge;
+mod conventions;
 mod convert;
 mod errors;
 mod from_env;
@@ -20,5 +21,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verifier::_advance_clock, m)?)?;
     m.add_function(wrap_pyfunction!(verifier::_reset_clock, m)?)?;
     m.add_class::<token_client::PyTokenClient>()?;
+    m.add_function(wrap_pyfunction!(conventions::realm_issuer, m)?)?;
+    m.add_function(wrap_pyfunction!(conventions::issuer_paths, m)?)?;
     Ok(())
 }

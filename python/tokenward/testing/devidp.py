@@ -17,8 +17,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from tokenward._native import SigningKey
+from tokenward._native import SigningKey, issuer_paths, realm_issuer
 
 from ._client_auth import ClientAssertionAuth
 from ._counters import EndpointCounter
@@ -36,11 +37,8 @@ logger = logging.getLogger("tokenward.testing")
 #: The endpoints that can be counted and faulted.
 ENDPOINTS: tuple[str, ...] = ("discovery", "jwks", "token")
 
-_PATHS: dict[str, str] = {
-    "discovery": "/.well-known/openid-configuration",
-    "jwks": "/protocol/openid-connect/certs",
-    "token": "/protocol/openid-connect/token",
-}
+#: The paths below the issuer, as the core knows them (discovery and Keycloak's fallbacks).
+_PATHS: dict[str, str] = issuer_paths()
 
 #: What a "garbage" fault answers (with status 200 and a JSON content type).
 GARBAGE_BODY = b"<html><body>502 Bad Gateway</body></html>\x00\xff{"
@@ -157,7 +155,12 @@ class DevIdP:
 
     @property
     def issuer(self) -> str:
-        return f"{self.base_url}/realms/{self.realm}"
+        return realm_issuer(self.base_url, self.realm)
+
+    @property
+    def _realm_path(self) -> str:
+        """The issuer's path, under which every endpoint of the realm is served."""
+        return urlsplit(self.issuer).path
 
     @property
     def discovery_url(self) -> str:
@@ -352,7 +355,7 @@ class DevIdP:
         }
 
     def _route(self, path: str) -> str | None:
-        prefix = f"/realms/{self.realm}"
+        prefix = self._realm_path
         if not path.startswith(prefix + "/"):
             return None
         rest = path[len(prefix) :]
@@ -365,7 +368,7 @@ class DevIdP:
         """Answer one HTTP request (called by the server threads)."""
         endpoint = self._route(request.path)
         if endpoint is None:
-            keys = self._client_keys.serve(f"/realms/{self.realm}", request.path)
+            keys = self._client_keys.serve(self._realm_path, request.path)
             if keys is not None:
                 return keys
             return Response.json(404, {"error": "Unable to find matching target resource method"})

@@ -90,8 +90,18 @@ def assert_invalid_token(response: requests.Response, description: str) -> None:
         ("Bearer", ("empty", None)),
         ("bearer   ", ("empty", None)),
         ("Bearer abc", ("bearer", "abc")),
-        ("BEARER\tabc  ", ("bearer", "abc")),
-        ("Bearer a b", ("bearer", "a b")),
+        ("BEARER  abc  ", ("bearer", "abc")),
+        ("Bearer a.b_c~d+e/f-9==", ("bearer", "a.b_c~d+e/f-9==")),
+        # RFC 6750 section 2.1 (issue 11, item 14): only spaces after the scheme, and the
+        # token is a b64token; str.split() used to take a tab, NBSP or NEL as the separator.
+        ("BEARER\tabc  ", ("not_bearer", None)),
+        ("Bearer\xa0abc", ("not_bearer", None)),
+        ("Bearer\x85abc", ("not_bearer", None)),
+        ("Bearer a b", ("malformed", None)),
+        ("Bearer \tabc", ("malformed", None)),
+        ("Bearer a=b", ("malformed", None)),
+        ("Bearer abc\x0b", ("malformed", None)),
+        ("Bearer \u212aate", ("malformed", None)),
     ],
 )
 def test_parse_authorization(header: str | None, expected: tuple[str, str | None]) -> None:

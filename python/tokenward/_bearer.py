@@ -1,18 +1,21 @@
 """The bearer layer, free of any web framework: what `tokenward.fastapi`,
 `tokenward.middleware` and `tokenward.smartem` share.
 
-- reading a request: the `Authorization` header and the path, straight from the ASGI scope;
-  exempt-path matching; the identity a request already proved, kept in its state;
+- reading a request: the `Authorization` header (RFC 6750 section 2.1, strictly) and the path,
+  straight from the ASGI scope; exempt-path matching on the path the app routes; the identity a
+  request already proved, kept in its state;
 - refusing one: `refusal(exception)` gives the status, detail and headers of every refusal
   (401 with the RFC 6750 challenge, 403, 503 with `Retry-After`, 500) from `RefusalTexts`,
   data keyed by `InvalidToken.code`. Which failure gets which status is decided here and
   nowhere else;
-- `Lazy`: a value made once on first use, under a lock.
+- `Lazy`: a value made once on first use, under a lock;
+- `loggable`: a claim value made safe for a log line (control characters escaped).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -21,13 +24,17 @@ from typing import Any, Final, Generic, NamedTuple, TypeAlias, TypeVar
 from .errors import InvalidToken, KeySetUnavailable, TokenwardError
 
 __all__ = [
+    "B64TOKEN",
     "INVALID_TOKEN_TEXTS",
     "REFUSED",
     "SMARTEM_TEXTS",
     "TOKENWARD_TEXTS",
+    "WS_POLICY_VIOLATION",
     "EmptyToken",
     "Identity",
+    "InvalidRequest",
     "Lazy",
+    "MalformedToken",
     "NoCredentials",
     "NotAllowlisted",
     "NotConfigured",
@@ -36,14 +43,17 @@ __all__ = [
     "RefusalTexts",
     "Refused",
     "authorization_header",
+    "bad_request",
     "bearer_token",
     "challenge",
     "is_exempt",
+    "loggable",
     "parse_authorization",
     "recalled_identity",
     "refusal",
     "remember_identity",
     "request_path",
+    "route_path",
     "unauthorized",
     "unavailable",
 ]
@@ -73,6 +83,23 @@ class EmptyToken(Refused):
     kind = "empty"
 
 
+class MalformedToken(Refused):
+    """`Bearer` and spaces, then something that is not an RFC 6750 b64token (a control
+    character, a space inside, non-ASCII, ...): refused as InvalidToken code `malformed` would
+    be, without handing the verifier a string no token can be."""
+
+    kind = "malformed"
+    code = "malformed"
+
+
+class InvalidRequest(Refused):
+    """RFC 6750 section 3.1 `invalid_request` (HTTP 400): the request carries more than one
+    `Authorization` header. One layer may read the first and another (a proxy, a logger) the
+    last, so neither is trusted."""
+
+    kind = "invalid_request"
+
+
 class NotAllowlisted(Refused):
     """A verified user whose email is not on the allowlist."""
 
@@ -98,40 +125,65 @@ Refusable: TypeAlias = Refused | InvalidToken | KeySetUnavailable
 # ---- the Authorization header --------------------------------------------------------------
 
 
-def bearer_token(value: str | None) -> str:
-    """The token of an `Authorization` header value; raises `NoCredentials` or `EmptyToken`.
+#: `Bearer`, one or more spaces (0x20 only), an RFC 6750 b64token: the only credentials taken.
+#: re.ASCII: under Unicode rules IGNORECASE lets KELVIN SIGN match [A-Za-z] and `k`.
+_CREDENTIALS: Final = re.compile(r"(?i:bearer) +([A-Za-z0-9\-._~+/]+=*)", re.ASCII)
+#: RFC 6750 section 2.1 b64token alone (for `ForwardedBearer` too).
+B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
 
-    The scheme is matched case-insensitively. A bare `Bearer` counts as an empty bearer token:
-    HTTP servers strip trailing whitespace, so `Bearer ` arrives as `Bearer`."""
-    # split() drops leading and trailing whitespace itself: no strip() of the whole value.
-    parts = value.split(None, 1) if value is not None else ()
-    if not parts:
+
+def bearer_token(value: str | None) -> str:
+    """The token of an `Authorization` header value; raises `NoCredentials`, `EmptyToken` or
+    `MalformedToken`.
+
+    RFC 6750 section 2.1: `Bearer` (any case), one or more spaces, a b64token. A value that
+    does not start with `Bearer` and a space (another scheme, or `Bearer` followed by a tab,
+    NBSP, NEL or any other character) is not bearer credentials. A bare `Bearer` counts as an
+    empty bearer token: HTTP servers strip trailing whitespace, so `Bearer ` arrives as
+    `Bearer`."""
+    if value is not None:
+        # The hot path: one precompiled fullmatch, no allocation but the match.
+        match = _CREDENTIALS.fullmatch(value)
+        if match is not None:
+            return match.group(1)
+        # Optional whitespace around a field value is not part of it (RFC 9110 section 5.5);
+        # only SP and HTAB are that whitespace, not str.strip()'s Unicode set.
+        value = value.strip(" \t")
+    if not value:
         raise NoCredentials("missing")
-    if parts[0].lower() != "bearer":
+    scheme, _, rest = value.partition(" ")
+    if not scheme.isascii() or scheme.lower() != "bearer":
         raise NoCredentials("not_bearer")
-    token = parts[1].strip() if len(parts) > 1 else ""
+    token = rest.lstrip(" ")
     if not token:
         raise EmptyToken()
+    if B64TOKEN.fullmatch(token) is None:
+        raise MalformedToken()
     return token
 
 
 def parse_authorization(value: str | None) -> tuple[str, str | None]:
     """Classify an `Authorization` header value: ("missing", None), ("not_bearer", None),
-    ("empty", None) or ("bearer", token), by the rules of `bearer_token`."""
+    ("empty", None), ("malformed", None) or ("bearer", token), by the rules of
+    `bearer_token`."""
     try:
         return ("bearer", bearer_token(value))
-    except (NoCredentials, EmptyToken) as exc:
+    except (NoCredentials, EmptyToken, MalformedToken) as exc:
         return (exc.kind, None)
 
 
 def authorization_header(scope: Mapping[str, Any]) -> str | None:
-    """The request's first `Authorization` header, as `request.headers.get` gives it, read
-    straight from the ASGI scope (whose header names are lower-case)."""
+    """The request's `Authorization` header, read straight from the ASGI scope (whose header
+    names are lower-case); None without one. Raises `InvalidRequest` when there are two or
+    more, whatever they say."""
+    header: str | None = None
+    # The whole list is read (no early return) so that a second header is always seen.
     for name, value in scope["headers"]:
         if name == b"authorization":
-            header: str = value.decode("latin-1")
-            return header
-    return None
+            if header is not None:
+                raise InvalidRequest("more than one Authorization header")
+            header = value.decode("latin-1")
+    return header
 
 
 # ---- the path ------------------------------------------------------------------------------
@@ -143,10 +195,30 @@ def request_path(scope: Mapping[str, Any]) -> str:
     return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
+def route_path(scope: Mapping[str, Any]) -> str:
+    """The path the app routes: `scope["path"]` with the app's `root_path` taken off, as
+    Starlette's router takes it off (`starlette._utils.get_route_path`, which a test keeps this
+    in step with). `root_path` is set by `uvicorn --root-path`, `FastAPI(root_path=...)` and
+    every `Mount` on the way in; it is server configuration, never request data. The prefix
+    counts only as whole path segments: under `/api`, `/apix/health` stays `/apix/health`."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if len(path) == len(root_path):
+        return ""
+    if path[len(root_path)] == "/":
+        return path[len(root_path) :]
+    return path
+
+
 def is_exempt(scope: Mapping[str, Any], exempt_paths: frozenset[str]) -> bool:
-    """Whether the request's path is one of `exempt_paths` (exact match on `request.url.path`).
-    No exempt paths, the common case of a middleware, costs no path at all."""
-    return bool(exempt_paths) and request_path(scope) in exempt_paths
+    """Whether the request's path is one of `exempt_paths`: an exact match on the path the app
+    routes (`route_path`: percent-decoded by the server, below any `root_path` or mount, not
+    normalised, no query). So an exempt path reaches exactly the route of that path, behind any
+    prefix, and no spelling of another path does. No exempt paths, the common case of a
+    middleware, costs no path at all."""
+    return bool(exempt_paths) and route_path(scope) in exempt_paths
 
 
 # ---- the identity a request proved -----------------------------------------------------------
@@ -216,6 +288,7 @@ INVALID_TOKEN_TEXTS: Final[Mapping[str, tuple[str, str | None]]] = {
 @dataclass(frozen=True)
 class RefusalTexts:
     """What an authenticator's refusals say (the `detail`s; no token data, header-safe).
+    `invalid_request`: the 400 for a request with more than one `Authorization` header.
 
     `invalid_token` is read at each refusal, so a change to the mapping counts.
     `error_attributes`: whether a 401 for a presented token carries RFC 6750's `error` and
@@ -229,6 +302,7 @@ class RefusalTexts:
     keys_unavailable: str
     not_configured: str
     not_allowlisted: str
+    invalid_request: str = "The request has more than one Authorization header"
     error_attributes: bool = True
     rejected_log_level: int = logging.INFO
 
@@ -254,6 +328,7 @@ SMARTEM_TEXTS: Final = RefusalTexts(
     keys_unavailable="Signing keys unavailable",
     not_configured="Authentication is not configured",
     not_allowlisted="user_not_whitelisted",
+    invalid_request="Multiple Authorization headers",
     error_attributes=False,
     rejected_log_level=logging.WARNING,
 )
@@ -291,13 +366,57 @@ def unauthorized(
     return Refusal(401, detail, {"WWW-Authenticate": challenge(realm, error, description)})
 
 
+def bad_request(detail: str, realm: str | None = None, error_attributes: bool = True) -> Refusal:
+    """RFC 6750 section 3.1 `invalid_request`: a 400, with the challenge naming the error."""
+    if error_attributes:
+        return Refusal(
+            400, detail, {"WWW-Authenticate": challenge(realm, "invalid_request", detail)}
+        )
+    return Refusal(400, detail, {"WWW-Authenticate": challenge(realm)})
+
+
 def unavailable(detail: str, retry_after: int) -> Refusal:
     """A 503 telling the client when to try again: no signing keys can be had right now, and a
     401 would make it throw away a token that may well be fine."""
     return Refusal(503, detail, {"Retry-After": str(retry_after)})
 
 
+#: WebSocket close code for a refused handshake (RFC 6455 section 7.4.1: policy violation).
+WS_POLICY_VIOLATION: Final = 1008
+
 _logger = logging.getLogger("tokenward.bearer")
+
+# ---- log lines -------------------------------------------------------------------------------
+
+#: What a log line must not carry raw: C0 controls (CR and LF above all), DEL, C1 controls
+#: (NEL among them), the Unicode line and paragraph separators (line breaks to many viewers)
+#: and the bidirectional overrides and isolates (which reorder what a reader sees).
+_UNLOGGABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+#: repr()'s short forms, so a claim reads the same whether logged alone or inside a list.
+_SHORT_ESCAPES: Final = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    short = _SHORT_ESCAPES.get(char)
+    if short is not None:
+        return short
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def loggable(value: object) -> str:
+    """A claim value for a log line: a string as it is, with the characters of `_UNLOGGABLE`
+    written as `\\t`, `\\n`, `\\r`, `\\xNN` or `\\uNNNN` (as repr() writes them), so a
+    signed claim cannot forge or hide a log line; any other value as its repr(), escaped the
+    same way. Every claim tokenward logs passes here."""
+    text = value if isinstance(value, str) else repr(value)
+    # search() first: the common clean value costs no substitution and no new string.
+    if _UNLOGGABLE.search(text) is None:
+        return text
+    return _UNLOGGABLE.sub(_escape, text)
 
 
 def refusal(
@@ -309,7 +428,8 @@ def refusal(
     logger: logging.Logger = _logger,
 ) -> Refusal:
     """The answer to a request refused with `exc` (one of `REFUSED`), logged on `logger`:
-    401 for no, an empty or a rejected token, 403 for a user not on the allowlist, 503 with
+    401 for no, an empty, a malformed or a rejected token, 400 (`invalid_request`) for more
+    than one `Authorization` header, 403 for a user not on the allowlist, 503 with
     `Retry-After` when no signing keys can be had, 500 when authentication is not configured.
     """
     if isinstance(exc, InvalidToken):
@@ -317,13 +437,23 @@ def refusal(
         detail = texts.invalid_token.get(exc.code, texts.other_invalid_token)
     elif isinstance(exc, EmptyToken):
         detail = texts.empty_token
+    elif isinstance(exc, MalformedToken):
+        logger.log(texts.rejected_log_level, "Bearer token rejected (malformed): not a b64token")
+        detail = texts.invalid_token.get(exc.code, texts.other_invalid_token)
+    elif isinstance(exc, InvalidRequest):
+        logger.log(texts.rejected_log_level, "Request refused (invalid_request): %s", exc)
+        return bad_request(texts.invalid_request, realm, texts.error_attributes)
     elif isinstance(exc, NoCredentials):
         return unauthorized(texts.no_credentials, realm)
     elif isinstance(exc, KeySetUnavailable):
         logger.warning("No signing keys available, answering 503: %s", exc)
         return unavailable(texts.keys_unavailable, retry_after)
     elif isinstance(exc, NotAllowlisted):
-        logger.warning("User not on the email allowlist: user=%s email=%s", exc.user, exc.email)
+        logger.warning(
+            "User not on the email allowlist: user=%s email=%s",
+            loggable(exc.user),
+            loggable(exc.email),
+        )
         return Refusal(403, texts.not_allowlisted, None)
     elif isinstance(exc, NotConfigured):
         logger.error("Authentication is not configured: %s", exc)

@@ -18,7 +18,8 @@ Answers: 401 with `WWW-Authenticate: Bearer` when no bearer token is sent (no `e
 attribute, RFC 6750 section 3.1); 401 with `WWW-Authenticate: Bearer error="invalid_token",
 error_description="..."` when the token is rejected; 403 for an authenticated user who is not
 allowed (allowlist: detail `user_not_whitelisted`; RBAC: see `tokenward.rbac`); 503 with
-`Retry-After` when no signing keys can be had. Verification awaits `Verifier.verify_async`,
+`Retry-After` when no signing keys can be had; 400 (`invalid_request`) for more than one
+`Authorization` header. Verification awaits `Verifier.verify_async`,
 so the event loop is never blocked, not even while the JWKS is fetched.
 """
 
@@ -28,15 +29,17 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, WebSocketException
 from fastapi.security import HTTPBearer
+from starlette.requests import HTTPConnection
 
 from ._bearer import (
     REFUSED,
     TOKENWARD_TEXTS,
+    WS_POLICY_VIOLATION,
     Identity,
     Lazy,
     NotAllowlisted,
@@ -52,6 +55,7 @@ from ._bearer import (
     refusal,
     remember_identity,
     request_path,
+    route_path,
     unauthorized,
     unavailable,
 )
@@ -75,6 +79,7 @@ __all__ = [
     "parse_authorization",
     "request_path",
     "require_auth",
+    "route_path",
 ]
 
 logger = logging.getLogger("tokenward.fastapi")
@@ -101,12 +106,22 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False, eq=False)
 class User:
     """The authenticated caller, from a verified access token.
 
     `roles` are `realm_access.roles` followed by `resource_access.<client>.roles` of the
-    configured clients, without duplicates. `claims` and `token` are left out of repr()."""
+    configured clients, without duplicates.
+
+    Safe to return from a route: the dataclass fields are the six public ones, so FastAPI's
+    (pydantic's) response, `dataclasses.asdict`, `dataclasses.fields` and `repr()` show only
+    them. The raw bearer token and the raw claims are kept in private slots and given out only
+    on explicit access (`user.token`, `user.claims`, `user.bearer`); `vars(user)` has nothing
+    to show (there is no `__dict__`). Equality and hash cover the six fields and the token."""
+
+    # Slots, not dataclass fields, for the two secrets: nothing that walks fields, __dict__ or
+    # the constructor's signature can find them.
+    __slots__ = ("_claims", "_token", "azp", "email", "groups", "roles", "uid", "username")
 
     uid: str
     username: str | None
@@ -114,8 +129,59 @@ class User:
     roles: tuple[str, ...]
     groups: tuple[str, ...]
     azp: str | None
-    claims: Mapping[str, Any] = field(repr=False, compare=False)
-    token: str = field(repr=False)
+    if TYPE_CHECKING:
+        # Declared for the type checker only: annotated at run time, they would be fields.
+        _claims: Mapping[str, Any]
+        _token: str
+
+    def __init__(
+        self,
+        uid: str,
+        username: str | None,
+        email: str | None,
+        roles: tuple[str, ...],
+        groups: tuple[str, ...],
+        azp: str | None,
+        claims: Mapping[str, Any],
+        token: str,
+    ) -> None:
+        # object.__setattr__: the frozen dataclass's own __setattr__ refuses every write.
+        for name, value in (
+            ("uid", uid),
+            ("username", username),
+            ("email", email),
+            ("roles", tuple(roles)),
+            ("groups", tuple(groups)),
+            ("azp", azp),
+            ("_claims", claims),
+            ("_token", token),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """The verified claims, as the verifier returned them (explicit access only)."""
+        return self._claims
+
+    @property
+    def token(self) -> str:
+        """The raw bearer token (explicit access only; never serialised or shown)."""
+        return self._token
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.uid, self.username, self.email, self.roles, self.groups, self.azp, self._token)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, User):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle and copy through the constructor: the slots are private, and frozen.
+        return (type(self), (*self._key()[:6], self._claims, self._token))
 
     @classmethod
     def from_claims(
@@ -165,11 +231,14 @@ class User:
 class BearerDependency(HTTPBearer):
     """A FastAPI dependency that is itself the OpenAPI HTTP bearer scheme, so `/docs` shows the
     padlock. Being the scheme, rather than taking a `Security(HTTPBearer())` parameter, leaves
-    FastAPI one dependency to resolve per use instead of two: about 10 µs a request."""
+    FastAPI one dependency to resolve per use instead of two: about 10 µs a request.
+
+    It takes an `HTTPConnection` (what FastAPI hands an HTTP request and a WebSocket alike), so
+    it serves WebSocket routes too, including through `FastAPI(dependencies=[...])`."""
 
     def __init__(
         self,
-        resolve: Callable[[Request], Awaitable[Any]],
+        resolve: Callable[[HTTPConnection], Awaitable[Any]],
         doc: str,
         scheme_name: str = "bearer",
     ) -> None:
@@ -182,7 +251,7 @@ class BearerDependency(HTTPBearer):
         self._resolve = resolve
         self.__doc__ = doc
 
-    async def __call__(self, request: Request) -> Any:  # type: ignore[override]
+    async def __call__(self, request: HTTPConnection) -> Any:
         return await self._resolve(request)
 
 
@@ -206,11 +275,16 @@ class Authenticator:
     role_clients: client ids whose `resource_access.<client>.roles` are added to the realm
         roles; None reads `$TOKENWARD_ROLE_CLIENTS` (comma list).
     realm_roles: whether `realm_access.roles` count (False: only the client roles do).
-    exempt_paths: paths (`request.url.path`, exact match) for which `app_dependency` and
-        `BearerAuthMiddleware` let a request through without a token. Per-route
-        `claims`/`user` always require one.
+    exempt_paths: paths for which `app_dependency` and `BearerAuthMiddleware` let a request
+        through without a token: an exact match on the path the app routes, below any
+        `root_path` or `Mount` prefix (`tokenward._bearer.is_exempt`), so `{"/health"}` serves
+        `/health` behind any ingress prefix. Per-route `claims`/`user` always require a token.
     allowlist: an `EmailAllowlist`, or a path to one; None reads `$TOKENWARD_ALLOWLIST_FILE`;
         False turns it off.
+    require_verified_email: the allowlist (made from a path or the environment) passes only a
+        token with `"email_verified": true`; None (the default) reads
+        `$TOKENWARD_ALLOWLIST_REQUIRE_VERIFIED` for an allowlist from the environment and is
+        false otherwise. Pass it on the `EmailAllowlist` itself when you give one.
     retry_after: seconds sent in `Retry-After` with the 503 when no keys can be had.
     realm: an optional `realm` attribute for the `WWW-Authenticate` challenges.
     texts: what the refusals say (tokenward's own by default; `tokenward.smartem` passes
@@ -226,6 +300,7 @@ class Authenticator:
         realm_roles: bool = True,
         exempt_paths: Iterable[str] = (),
         allowlist: EmailAllowlist | str | os.PathLike[str] | bool | None = None,
+        require_verified_email: bool | None = None,
         retry_after: int = 30,
         realm: str | None = None,
         scheme_name: str = "bearer",
@@ -252,15 +327,22 @@ class Authenticator:
         self.realm_roles = bool(realm_roles)
         self.exempt_paths: frozenset[str] = frozenset(exempt_paths)
         if allowlist is None:
-            self.allowlist: EmailAllowlist | None = EmailAllowlist.from_env()
+            self.allowlist: EmailAllowlist | None = EmailAllowlist.from_env(
+                require_verified_email=require_verified_email
+            )
         elif allowlist is False:
             self.allowlist = None
         elif allowlist is True:
             raise TypeError("allowlist=True is ambiguous: pass a path or an EmailAllowlist")
         elif isinstance(allowlist, EmailAllowlist):
+            if require_verified_email is not None:
+                # Two places for one setting would let them disagree silently.
+                raise TypeError("set require_verified_email on the EmailAllowlist you pass")
             self.allowlist = allowlist
         else:
-            self.allowlist = EmailAllowlist(allowlist)
+            self.allowlist = EmailAllowlist(
+                allowlist, require_verified_email=bool(require_verified_email)
+            )
         if int(retry_after) < 0:
             raise ValueError("retry_after must not be negative")
         self.retry_after = int(retry_after)
@@ -307,7 +389,7 @@ class Authenticator:
         if verifier is None:
             verifier = self._configured_verifier()
         claims = await verifier.verify_async(token)
-        if self.allowlist is not None and not self.allowlist.allows(claims.get("email")):
+        if self.allowlist is not None and not self.allowlist.permits(claims):
             raise NotAllowlisted(claims.get("sub"), claims.get("email"))
         return Identity(claims, token)
 
@@ -321,6 +403,17 @@ class Authenticator:
     def _http_exception(self, exc: Refusable) -> HTTPException:
         return HTTPException(*self.refusal(exc))
 
+    def _refuse(
+        self, connection: HTTPConnection, exc: Refusable
+    ) -> HTTPException | WebSocketException:
+        """The exception refusing `connection`: the HTTP answer of `refusal`, or for a WebSocket
+        handshake a close with 1008 (policy violation) before it is accepted, which the server
+        answers with HTTP 403, as `BearerAuthMiddleware` does. Logged either way."""
+        answer = self.refusal(exc)
+        if connection.scope["type"] == "websocket":
+            return WebSocketException(WS_POLICY_VIOLATION)
+        return HTTPException(*answer)
+
     def unauthorized(
         self, error: str | None = None, description: str | None = None
     ) -> HTTPException:
@@ -331,8 +424,9 @@ class Authenticator:
     def unavailable(self) -> HTTPException:
         return HTTPException(*unavailable(self.texts.keys_unavailable, self.retry_after))
 
-    async def authenticate(self, request: Request) -> Identity:
-        """The verified identity (claims and raw token) of this request, or an HTTPException.
+    async def authenticate(self, request: HTTPConnection) -> Identity:
+        """The verified identity (claims and raw token) of this request or WebSocket handshake,
+        or an HTTPException (a WebSocketException for a handshake).
 
         The result is kept in the request's state, so several dependencies of one request (and
         `BearerAuthMiddleware` before them) verify once."""
@@ -343,7 +437,7 @@ class Authenticator:
                 identity = await self.identify(authorization_header(scope))
             except REFUSED as exc:
                 # The cause is kept only where there is one worth keeping (no configuration).
-                raise self._http_exception(exc) from exc.__cause__
+                raise self._refuse(request, exc) from exc.__cause__
             remember_identity(scope, self, identity)
         return identity
 
@@ -355,10 +449,10 @@ class Authenticator:
         except REFUSED as exc:
             raise self._http_exception(exc) from exc.__cause__
 
-    async def unshared_app_wide(self, request: Request) -> dict[str, Any] | None:
+    async def unshared_app_wide(self, connection: HTTPConnection) -> dict[str, Any] | None:
         """`app_wide` without keeping the identity in the request's state: for a dependency
         that FastAPI resolves once per request anyway (SmartEM's `verify_token`)."""
-        scope = request.scope
+        scope = connection.scope
         if is_exempt(scope, self.exempt_paths):
             return None
         # `identify` without the Identity it would make and drop: the same steps, inline, so
@@ -369,10 +463,10 @@ class Authenticator:
             if verifier is None:
                 verifier = self._configured_verifier()
             claims = await verifier.verify_async(token)
-            if self.allowlist is not None and not self.allowlist.allows(claims.get("email")):
+            if self.allowlist is not None and not self.allowlist.permits(claims):
                 raise NotAllowlisted(claims.get("sub"), claims.get("email"))
         except REFUSED as exc:
-            raise self._http_exception(exc) from exc.__cause__
+            raise self._refuse(connection, exc) from exc.__cause__
         return claims
 
     def make_user(self, claims: Mapping[str, Any], token: str) -> User:
@@ -380,19 +474,19 @@ class Authenticator:
 
     # ---- dependencies ----------------------------------------------------------------------
 
-    async def claims_of(self, request: Request) -> dict[str, Any]:
+    async def claims_of(self, request: HTTPConnection) -> dict[str, Any]:
         return (await self.authenticate(request)).claims
 
-    async def user_of(self, request: Request) -> User:
+    async def user_of(self, request: HTTPConnection) -> User:
         identity = await self.authenticate(request)
         return self.make_user(identity.claims, identity.token)
 
-    async def app_wide(self, request: Request) -> dict[str, Any] | None:
+    async def app_wide(self, request: HTTPConnection) -> dict[str, Any] | None:
         if is_exempt(request.scope, self.exempt_paths):
             return None
         return (await self.authenticate(request)).claims
 
-    async def forwarded_of(self, request: Request) -> ForwardedBearer:
+    async def forwarded_of(self, request: HTTPConnection) -> ForwardedBearer:
         return ForwardedBearer((await self.authenticate(request)).token)
 
     def _dependencies(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar
 
+from ._bearer import B64TOKEN
+
 __all__ = ["ForwardedBearer"]
 
 
@@ -31,18 +33,22 @@ _Request = TypeVar("_Request", bound=_HasHeaders)
 class ForwardedBearer:
     """`auth=` for requests and httpx that sends `Authorization: Bearer <token>`.
 
-    The token is sent as it is: no refresh, no retry. `repr()` never shows it."""
+    The token is sent as it is: no refresh, no retry. `repr()` never shows it. It must be an
+    RFC 6750 b64token (letters, digits, `-._~+/`, then `=` padding; spaces and tabs around it
+    are dropped): any other character (a control character, DEL, NEL, U+2028, anything
+    non-ASCII) is a ValueError, so nothing but a token can reach the outgoing header."""
 
     __slots__ = ("_token",)
 
     def __init__(self, token: str) -> None:
         if not isinstance(token, str):
             raise TypeError("token must be a str")
-        token = token.strip()
+        # Only HTTP's optional whitespace: str.strip() would also take NEL, NBSP, U+2028.
+        token = token.strip(" \t")
         if not token:
             raise ValueError("token must not be empty")
-        if any(c in token for c in "\r\n\0 \t"):
-            raise ValueError("token must not contain whitespace or control characters")
+        if B64TOKEN.fullmatch(token) is None:
+            raise ValueError("token must be an RFC 6750 b64token (no other characters)")
         self._token = token
 
     @property

@@ -24,6 +24,9 @@ answers before the app, so the app's own exception handlers never see these. Web
 handshakes are checked too and refused with close code 1008 (policy violation). The verified
 identity is kept in the request's state, where the `Authenticator`'s dependencies (`claims`,
 `user`, `forwarded`, and the module-level ones for the default authenticator) find it.
+
+Exempt paths are matched on the path the app routes, below any `root_path` (`--root-path`,
+`FastAPI(root_path=...)`, a `Mount`): see `tokenward._bearer.is_exempt`.
 """
 
 from __future__ import annotations
@@ -32,19 +35,23 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._bearer import REFUSED, Refusal, authorization_header, is_exempt, remember_identity
+from ._bearer import (
+    REFUSED,
+    WS_POLICY_VIOLATION,
+    Refusal,
+    authorization_header,
+    is_exempt,
+    remember_identity,
+)
 from .fastapi import Authenticator, default_authenticator
 
-__all__ = ["BearerAuthMiddleware"]
+__all__ = ["WS_POLICY_VIOLATION", "BearerAuthMiddleware"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-#: WebSocket close code for a refused handshake (RFC 6455 section 7.4.1: policy violation).
-WS_POLICY_VIOLATION = 1008
 
 
 class BearerAuthMiddleware:

@@ -22,7 +22,8 @@ Rules:
 
 A denial answers 403 (`WWW-Authenticate: Bearer error="insufficient_scope"`, RFC 6750) and logs
 at WARNING on logger `tokenward.rbac`:
-`Authorization denied: user=<uid> roles=<roles> action=<action> resource=<resource>`.
+`Authorization denied: user=<uid> roles=<roles> action=<action> resource=<resource>`, with
+control characters in the claims (uid, roles) escaped (`tokenward._bearer.loggable`).
 
 Two forms:
 - `policy.authorize(action, resource)`: a FastAPI dependency that returns the `User`;
@@ -43,6 +44,7 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, HTTPException
 
+from ._bearer import loggable
 from .fastapi import User, get_current_user
 
 __all__ = [
@@ -133,8 +135,9 @@ class Policy:
             return
         logger.warning(
             "Authorization denied: user=%s roles=%s action=%s resource=%s",
-            user.uid,
-            list(user.roles),
+            # Claims, signed but chosen by whoever controls the account: escaped.
+            loggable(user.uid),
+            loggable(list(user.roles)),
             _name(action),
             _name(resource),
         )

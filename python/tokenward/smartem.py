@@ -3,10 +3,12 @@
 
 Backend (`from tokenward.smartem import verify_token, EXEMPT_PATHS, JWT_LEEWAY_SECONDS`):
 
-- `verify_token(request)` is an `async def` taking a Starlette `Request`, for
-  `FastAPI(dependencies=[Depends(verify_token)])` and `app.dependency_overrides[verify_token]`.
-  It returns None for `EXEMPT_PATHS` (exact match on `request.url.path`) and the verified
-  claims otherwise.
+- `verify_token(request)` is an `async def` taking a Starlette `HTTPConnection` (a `Request`,
+  or a `WebSocket` on a WebSocket route), for `FastAPI(dependencies=[Depends(verify_token)])`
+  and `app.dependency_overrides[verify_token]`. It returns None for `EXEMPT_PATHS` (exact
+  match on the path the app routes, below any `root_path` or `Mount` prefix) and the verified
+  claims otherwise. A refused WebSocket handshake is closed with 1008 (the client sees HTTP
+  403), as `tokenward.middleware` does.
 - Configuration from the environment, read when the first token is checked (again after
   `reset_verifier()`): KEYCLOAK_URL (required), KEYCLOAK_REALM (default "dls"),
   KEYCLOAK_VERIFY_ISS (default true), KEYCLOAK_ALLOWED_AZP (comma list; unset or empty:
@@ -18,7 +20,9 @@ Backend (`from tokenward.smartem import verify_token, EXEMPT_PATHS, JWT_LEEWAY_S
   `Bearer` with nothing after it: "Empty bearer token";
   InvalidToken code `unknown_kid`: "Cannot resolve signing key";
   code `expired`: "Token expired"; code `azp_not_allowed`: "Token azp not permitted";
-  any other code: "Invalid token".
+  any other code, or a token that is not an RFC 6750 b64token: "Invalid token".
+  Two `Authorization` headers: 400 "Multiple Authorization headers" (RFC 6750
+  `invalid_request`).
   When no signing keys can be had at all (JWKS unreachable, nothing cached): 503 with
   `Retry-After`, not 401.
 - It is a `tokenward.fastapi.Authenticator` with SmartEM's texts (`tokenward._bearer`'s
@@ -38,7 +42,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import requests
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from ._bearer import SMARTEM_TEXTS
 from ._native import issuer_paths, realm_issuer
@@ -109,9 +113,10 @@ def reset_verifier() -> None:
     set_verifier(None)
 
 
-async def verify_token(request: Request) -> dict[str, Any] | None:
+async def verify_token(request: HTTPConnection) -> dict[str, Any] | None:
     """Route dependency: the verified claims, or None for an exempt path; 401 (or 503 when no
-    signing keys can be had) otherwise."""
+    signing keys can be had) otherwise. On a WebSocket route a refusal closes the handshake
+    (1008)."""
     return await _backend.unshared_app_wide(request)
 
 

@@ -76,3 +76,69 @@ impl JwksServer {
         self.hits.load(Ordering::SeqCst)
     }
 }
+
+/// A server that hands each request to `answer` with its request line (`GET /path HTTP/1.1`)
+/// and the connection to write the answer to; std::net on 127.0.0.1, one thread per connection.
+pub(crate) struct RawServer {
+    pub base: String,
+    pub hits: Arc<AtomicUsize>,
+}
+
+type Answer = dyn Fn(&str, &mut std::net::TcpStream) + Send + Sync;
+
+impl RawServer {
+    pub(crate) fn start(
+        answer: impl Fn(&str, &mut std::net::TcpStream) + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let hits: Arc<AtomicUsize> = Arc::default();
+        let answer: Arc<Answer> = Arc::new(answer);
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (hits, answer) = (counter.clone(), answer.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut request_line = String::new();
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        if request_line.is_empty() {
+                            request_line = line.trim_end().to_string();
+                        } else if line == "\r\n" {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let mut stream = stream.try_clone().unwrap();
+                            answer(&request_line, &mut stream);
+                            return; // one request per connection: every answer closes it
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        RawServer { base, hits }
+    }
+
+    pub(crate) fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// Writes a complete answer that closes the connection.
+pub(crate) fn respond(
+    stream: &mut std::net::TcpStream,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &str,
+) {
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    let _ = stream.write_all(out.as_bytes());
+}

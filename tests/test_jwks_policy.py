@@ -33,17 +33,19 @@ def test_keys_are_fetched_once_and_reused(dev_idp: DevIdP, verifier: tw.Verifier
     assert stats["jwks_errors"] == 0
 
 
-def test_the_jwks_uri_comes_from_discovery(
+def test_discovery_cannot_send_the_key_fetch_to_another_http_origin(
     dev_idp: DevIdP, verifier: tw.Verifier, evil_idp: DevIdP, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The realm's discovery document sends the verifier to a key set hosted elsewhere.
+    # The realm's discovery document (plain http) names a key set on another origin: refused,
+    # and the realm's own path is used. (A jwks_uri the document names on the issuer's own
+    # origin, or on any https origin, is used: tests/test_hostile_servers.py.)
     mirror = evil_idp
     mirror.extra_jwks.extend(dev_idp.jwks()["keys"])
     document = dev_idp.discovery() | {"jwks_uri": mirror.jwks_uri}
     monkeypatch.setattr(dev_idp, "discovery", lambda: document)
     assert verifier.verify(dev_idp.mint())["sub"] == "u1"
     assert dev_idp.hits["discovery"] >= 1
-    assert (dev_idp.hits["jwks"], mirror.hits["jwks"]) == (0, 1)
+    assert (dev_idp.hits["jwks"], mirror.hits["jwks"]) == (1, 0)
 
 
 @pytest.mark.parametrize("fault", ["down", "500", "garbage"])

@@ -48,6 +48,7 @@ class _VerifierSettings(TypedDict, total=False):
     jwks_max_stale: float
     http_timeout: float
     ca_bundle: _Path | None
+    max_response_bytes: int
 
 @disjoint_base
 class Verifier:
@@ -72,6 +73,7 @@ class Verifier:
         jwks_max_stale: float = 86400.0,
         http_timeout: float = 5.0,
         ca_bundle: _Path | None = None,
+        max_response_bytes: int = 1048576,
     ) -> Self:
         """`required_claims=None` means ("exp",); `token_types` defaults to ("Bearer",), and
         None skips the `typ` check."""
@@ -135,6 +137,7 @@ class _TokenClientSettings(TypedDict, total=False):
     timeout: float
     signing_alg: str | None
     ca_bundle: _Path | None
+    max_response_bytes: int
 
 @disjoint_base
 class TokenClient:
@@ -158,6 +161,7 @@ class TokenClient:
         timeout: float = 10.0,
         signing_alg: str | None = None,
         ca_bundle: _Path | None = None,
+        max_response_bytes: int = 1048576,
     ) -> Self:
         """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
         "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM, or a JWK

@@ -5,6 +5,11 @@ Adds `Authorization: Bearer <token>`. On a 401 it invalidates that token and sen
 once more with a fresh one, when the body is in memory; a streamed body (a generator, a file)
 gets the 401 back as is. It never retries twice. The async flow awaits the token without
 blocking the event loop.
+
+Redirects: httpx drops `Authorization` when a redirect leaves the origin (except an upgrade
+from http to https on the same host), and this flow never puts it back. A 401 from another
+origin that a redirect led to is returned as is: that server never saw our token, so it is
+neither dropped from the cache nor sent there.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ def _where(request: httpx.Request) -> str:
     return f"{request.method} {url.scheme}://{url.netloc.decode('ascii')}{url.path}"
 
 
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    # httpx's own rule for keeping Authorization on a redirect, from its `_same_origin`.
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
 class BearerAuth(httpx.Auth):
     """Bearer tokens from a `TokenClient`, with one retry after a 401."""
 
@@ -59,6 +69,13 @@ class BearerAuth(httpx.Auth):
 
     def _should_retry(self, request: httpx.Request, response: httpx.Response) -> bool:
         if response.status_code != 401:
+            return False
+        if not _same_origin(request.url, response.url):
+            logger.info(
+                "401 from %s, where %s redirected; not retrying",
+                _where(response.request),
+                _where(request),
+            )
             return False
         if not _replayable(request):
             logger.info("401 from %s; the body cannot be sent again, not retrying", _where(request))

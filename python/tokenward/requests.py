@@ -4,6 +4,11 @@
 Adds `Authorization: Bearer <token>`. On a 401 it invalidates that token and sends the request
 once more with a fresh one, when the body can be sent again (none, bytes, str, or a seekable
 file); a streamed body (generator, iterator) gets the 401 back as is. It never retries twice.
+
+Redirects: requests drops `Authorization` when a redirect leaves the host (and on a port or
+scheme change other than http to https on the default ports), and this hook never puts it back.
+Only the request the hook itself authorised is retried: a 401 from where a redirect led is
+returned as is, without a token sent there or our cached one dropped.
 """
 
 from __future__ import annotations
@@ -68,12 +73,16 @@ class BearerAuth(requests.auth.AuthBase):
         request = response.request
         if response.status_code != 401 or getattr(request, _RETRIED, False):
             return response
+        sent = getattr(request, _TOKEN, None)
+        if sent is None:
+            # requests copies the hooks onto the requests that follow a redirect, but not our
+            # token: this 401 answers a redirected request, which may be on another origin
+            # (requests stripped our header for it). Adding a token here would send it there.
+            return response
         if not _rewind(request):
             logger.info("401 from %s; the body cannot be sent again, not retrying", _where(request))
             return response
-        sent = getattr(request, _TOKEN, None)
-        if sent is not None:
-            self.client.invalidate(sent)
+        self.client.invalidate(sent)
         if kwargs.get("stream"):
             response.close()
         else:

@@ -15,7 +15,7 @@ use crate::http::Http;
 use crate::single_flight::{self, RefreshAhead, Seen, SingleFlight, Turn};
 use crate::verify::VerifierStats;
 
-use super::fetch::Source;
+use super::fetch::{KeySetLocation, Source};
 use super::key::{KeySet, VerifyingKey};
 
 const MIN_TTL: Duration = Duration::from_secs(60);
@@ -92,7 +92,7 @@ impl JwksCache {
     pub(crate) fn new(
         http: Http,
         issuer: &str,
-        jwks_uri: Option<String>,
+        jwks_uri: KeySetLocation,
         policy: JwksPolicy,
         stats: Arc<VerifierStats>,
     ) -> Self {

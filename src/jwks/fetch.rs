@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::discovery::{Discovery, Member};
-use crate::http::{describe, Http};
+use crate::discovery::{Discovery, IssuerCheck, Member};
+use crate::http::Http;
 
 use super::key::{parse_jwks, KeySet};
 
@@ -13,6 +13,14 @@ pub(super) struct Fetched {
     pub max_age: Option<Duration>,
 }
 
+/// Where the key set is configured to be: a URL, or the issuer's discovery document, which is
+/// trusted as `verify_issuer` says (`crate::discovery`).
+#[derive(Debug, Clone)]
+pub(crate) struct KeySetLocation {
+    pub jwks_uri: Option<String>,
+    pub verify_issuer: bool,
+}
+
 /// Where the key set lives: given, or found through the issuer's discovery document.
 pub(crate) struct Source {
     configured: Option<String>,
@@ -20,10 +28,15 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    pub(crate) fn new(issuer: &str, jwks_uri: Option<String>) -> Self {
+    pub(crate) fn new(issuer: &str, location: KeySetLocation) -> Self {
+        let check = if location.verify_issuer {
+            IssuerCheck::Exact
+        } else {
+            IssuerCheck::LogOnly
+        };
         Source {
-            configured: jwks_uri,
-            discovery: Discovery::new(issuer),
+            configured: location.jwks_uri,
+            discovery: Discovery::checking(issuer, check),
         }
     }
 
@@ -36,13 +49,8 @@ impl Source {
 
     pub(super) async fn fetch(&self, http: &Http) -> Result<Fetched, String> {
         let uri = self.uri(http).await;
-        let response = http
-            .client()
-            .get(&uri)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("GET {uri}: {}", describe(&e)))?;
+        // Redirects only within the URL's origin; the body capped at `max_response_bytes`.
+        let response = http.get(&uri, "application/json").await?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("GET {uri}: HTTP {status}"));
@@ -52,10 +60,10 @@ impl Source {
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(max_age);
-        let body = response
-            .bytes()
+        let body = http
+            .body(response)
             .await
-            .map_err(|e| format!("GET {uri}: {}", describe(&e)))?;
+            .map_err(|e| format!("GET {uri}: {e}"))?;
         let keys = parse_jwks(&body).map_err(|e| format!("GET {uri}: {e}"))?;
         Ok(Fetched { keys, max_age })
     }

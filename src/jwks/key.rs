@@ -240,6 +240,7 @@ fn parse_key(entry: &Value) -> Result<VerifyingKey, String> {
     if let Some(KeyAlgorithm::UNKNOWN_ALGORITHM) = jwk.common.key_algorithm {
         return Err("unknown alg".into());
     }
+    refuse_weak(&jwk.algorithm)?;
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable key material: {e}"))?;
     let parsed = parse_material(&key, kind, alg)?;
     let kid = jwk.common.key_id.clone().unwrap_or_default();
@@ -250,6 +251,107 @@ fn parse_key(entry: &Value) -> Result<VerifyingKey, String> {
         parsed,
         fingerprint: fingerprint(&jwk.algorithm),
     })
+}
+
+/// The smallest RSA modulus we accept, as NIST SP 800-131A and aws-lc's verifiers require.
+const MIN_RSA_BITS: usize = 2048;
+/// The largest: aws-lc checks signatures up to RSA-8192 (`MAX_SIGNATURE_BYTES`).
+const MAX_RSA_BITS: usize = 8192;
+
+/// The encodings of the y coordinate of Ed25519's eight points of small order (the identity,
+/// one point of order 2, two of order 4 and four of order 8), with the sign bit of x (the top
+/// bit of the last byte) cleared: y = 0, 1, p - 1, the two order-8 values, and the
+/// non-canonical p and p + 1 (which decode to 0 and 1). These are libsodium's blocklist
+/// (`ge25519_has_small_order`); `tests/test_hostile_keys.py` derives them again from the curve
+/// equation. A key on this list lets anyone make a signature that verifies for any message
+/// (with R the identity and S = 0, for the identity itself).
+const ED25519_SMALL_ORDER: [[u8; 32]; 7] = {
+    const fn le(mut bytes: [u8; 32], last: u8) -> [u8; 32] {
+        bytes[31] = last;
+        bytes
+    }
+    const ALL_FF: [u8; 32] = [0xff; 32];
+    let mut p_minus_1 = le(ALL_FF, 0x7f);
+    p_minus_1[0] = 0xec;
+    let mut p = le(ALL_FF, 0x7f);
+    p[0] = 0xed;
+    let mut p_plus_1 = le(ALL_FF, 0x7f);
+    p_plus_1[0] = 0xee;
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    [
+        [0u8; 32],
+        one,
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
+            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
+            0x6d, 0x53, 0xfc, 0x05,
+        ],
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ],
+        p_minus_1,
+        p,
+        p_plus_1,
+    ]
+};
+
+/// Whether `point` (an encoded Ed25519 public key) is one of the small-order points, in any of
+/// its encodings.
+fn is_small_order(point: &[u8; 32]) -> bool {
+    ED25519_SMALL_ORDER
+        .iter()
+        .any(|listed| listed[..31] == point[..31] && listed[31] == point[31] & 0x7f)
+}
+
+/// Keys that parse but must never verify: RSA moduli outside [2048, 8192] bits, and Ed25519
+/// points of small order.
+fn refuse_weak(params: &AlgorithmParameters) -> Result<(), String> {
+    match params {
+        AlgorithmParameters::RSA(rsa) => {
+            let n = URL_SAFE_NO_PAD
+                .decode(&rsa.n)
+                .map_err(|_| "the RSA modulus is not base64url".to_string())?;
+            let bits = modulus_bits(&n);
+            if bits < MIN_RSA_BITS {
+                return Err(format!(
+                    "RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"
+                ));
+            }
+            if bits > MAX_RSA_BITS {
+                return Err(format!(
+                    "RSA key of {bits} bits; at most {MAX_RSA_BITS} are supported"
+                ));
+            }
+        }
+        AlgorithmParameters::OctetKeyPair(okp) => {
+            let x = URL_SAFE_NO_PAD
+                .decode(&okp.x)
+                .map_err(|_| "the Ed25519 point is not base64url".to_string())?;
+            let point: [u8; 32] = x
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("an Ed25519 point has 32 bytes, not {}", x.len()))?;
+            if is_small_order(&point) {
+                return Err(
+                    "Ed25519 point of small order (it would verify forged signatures)".into(),
+                );
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The bit length of a big-endian unsigned integer.
+fn modulus_bits(n: &[u8]) -> usize {
+    let digits = match n.iter().position(|b| *b != 0) {
+        Some(first) => &n[first..],
+        None => return 0,
+    };
+    digits.len() * 8 - digits[0].leading_zeros() as usize
 }
 
 fn fingerprint(params: &AlgorithmParameters) -> u64 {
@@ -288,6 +390,43 @@ mod tests {
         let mut kids: Vec<_> = set.keys.keys().cloned().collect();
         kids.sort();
         assert_eq!(kids, ["d1", "e1", "r1"]);
+    }
+
+    #[test]
+    fn small_order_ed25519_points_and_short_rsa_keys_are_skipped() {
+        let ed = SigningKey::generate("EdDSA", Some("good".into())).unwrap();
+        let mut keys = vec![ed.public_jwk().clone()];
+        for (i, point) in ED25519_SMALL_ORDER.iter().enumerate() {
+            for sign in [0u8, 0x80] {
+                let mut encoded = *point;
+                encoded[31] |= sign;
+                keys.push(json!({
+                    "kty": "OKP", "crv": "Ed25519", "kid": format!("small-{i}-{sign}"),
+                    "x": URL_SAFE_NO_PAD.encode(encoded),
+                }));
+            }
+        }
+        let rsa = SigningKey::generate("RS256", Some("rsa".into())).unwrap();
+        let n = URL_SAFE_NO_PAD
+            .decode(rsa.public_jwk()["n"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(modulus_bits(&n), 2048);
+        let mut short = rsa.public_jwk().clone();
+        short["kid"] = json!("rsa-1024");
+        short["n"] = json!(URL_SAFE_NO_PAD.encode(&n[..128]));
+        let mut padded = rsa.public_jwk().clone();
+        padded["kid"] = json!("rsa-1024-zero-padded");
+        let mut zeros = vec![0u8; 128];
+        zeros.extend_from_slice(&n[..128]);
+        padded["n"] = json!(URL_SAFE_NO_PAD.encode(&zeros));
+        keys.extend([rsa.public_jwk().clone(), short, padded]);
+        let set = parse_jwks(json!({ "keys": keys }).to_string().as_bytes()).unwrap();
+        let mut kids: Vec<_> = set.keys.keys().cloned().collect();
+        kids.sort();
+        assert_eq!(kids, ["good", "rsa"]);
+        assert_eq!(modulus_bits(&[0, 0, 1]), 1);
+        assert_eq!(modulus_bits(&[0x80, 0]), 16);
+        assert_eq!(modulus_bits(&[]), 0);
     }
 
     #[test]

@@ -5,4 +5,5 @@ mod fetch;
 mod key;
 
 pub(crate) use cache::{JwksCache, JwksPolicy, Lookup, Ticket};
+pub(crate) use fetch::KeySetLocation;
 pub use key::{parse_jwks, KeySet};

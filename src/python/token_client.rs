@@ -82,6 +82,7 @@ fn apply(config: &mut TokenClientConfig, name: &str, value: &Bound<'_, PyAny>) -
         "timeout" => config.timeout = value.extract()?,
         "signing_alg" => config.signing_alg = value.extract()?,
         "ca_bundle" => config.ca_bundle = value.extract()?,
+        "max_response_bytes" => config.max_response_bytes = value.extract()?,
         other => return Err(from_env::unexpected("TokenClient", other)),
     }
     Ok(())
@@ -93,7 +94,7 @@ impl PyTokenClient {
     #[pyo3(signature = (
         token_url = None, *, issuer = None, client_id, client_secret = None, private_key = None,
         key_id = None, auth_method = None, scope = None, audience = None, refresh_margin = 30.0,
-        timeout = 10.0, signing_alg = None, ca_bundle = None
+        timeout = 10.0, signing_alg = None, ca_bundle = None, max_response_bytes = 1_048_576
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -111,6 +112,7 @@ impl PyTokenClient {
         timeout: f64,
         signing_alg: Option<String>,
         ca_bundle: Option<PathBuf>,
+        max_response_bytes: i64,
     ) -> PyResult<Self> {
         let client_id = match client_id {
             // From `from_env`, which has applied every setting already.
@@ -134,6 +136,7 @@ impl PyTokenClient {
         config.timeout = timeout;
         config.signing_alg = signing_alg;
         config.ca_bundle = ca_bundle;
+        config.max_response_bytes = max_response_bytes;
         // Key parsing and a test signature: not worth holding the GIL for.
         let inner = py.detach(|| TokenClient::new(config))?;
         Ok(PyTokenClient { inner })

@@ -68,6 +68,7 @@ fn apply(config: &mut VerifierConfig, name: &str, value: &Bound<'_, PyAny>) -> P
         "jwks_max_stale" => config.jwks_max_stale = value.extract()?,
         "http_timeout" => config.http_timeout = value.extract()?,
         "ca_bundle" => config.ca_bundle = value.extract()?,
+        "max_response_bytes" => config.max_response_bytes = value.extract()?,
         other => return Err(from_env::unexpected("Verifier", other)),
     }
     Ok(())
@@ -80,7 +81,8 @@ impl PyVerifier {
         issuer, *, jwks_uri = None, audience = None, allowed_azp = None, algorithms = None,
         leeway = 60, verify_issuer = true, required_claims = None, token_types = Some(vec!["Bearer".to_string()]),
         max_token_bytes = 16384, cache_size = 10_000, jwks_ttl = 300.0, jwks_cooldown = 30.0,
-        jwks_max_stale = 86400.0, http_timeout = 5.0, ca_bundle = None
+        jwks_max_stale = 86400.0, http_timeout = 5.0, ca_bundle = None,
+        max_response_bytes = 1_048_576
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -100,6 +102,7 @@ impl PyVerifier {
         jwks_max_stale: f64,
         http_timeout: f64,
         ca_bundle: Option<PathBuf>,
+        max_response_bytes: i64,
     ) -> PyResult<Self> {
         let issuer = match issuer {
             // From `from_env`, which has applied every setting already.
@@ -128,6 +131,7 @@ impl PyVerifier {
         config.jwks_max_stale = jwks_max_stale;
         config.http_timeout = http_timeout;
         config.ca_bundle = ca_bundle;
+        config.max_response_bytes = max_response_bytes;
         Ok(PyVerifier {
             inner: Arc::new(Verifier::new(config)?),
         })

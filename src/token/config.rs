@@ -7,7 +7,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::http::HttpConfig;
+use crate::http::{self, HttpConfig};
 use crate::sign::SigningKey;
 
 use super::auth::{AuthMethod, ClientAuth, Credentials};
@@ -42,6 +42,8 @@ pub struct TokenClientConfig {
     pub timeout: f64,
     /// Extra CA certificates (PEM) trusted beside the system's.
     pub ca_bundle: Option<PathBuf>,
+    /// A token response or discovery document longer than this is refused while it is read.
+    pub max_response_bytes: i64,
 }
 
 impl fmt::Debug for TokenClientConfig {
@@ -61,6 +63,7 @@ impl fmt::Debug for TokenClientConfig {
             .field("refresh_margin", &self.refresh_margin)
             .field("timeout", &self.timeout)
             .field("ca_bundle", &self.ca_bundle)
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
 }
@@ -82,6 +85,7 @@ impl TokenClientConfig {
             refresh_margin: 30.0,
             timeout: 10.0,
             ca_bundle: None,
+            max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES as i64,
         }
     }
 
@@ -171,6 +175,7 @@ impl TokenClientConfig {
             http: HttpConfig {
                 timeout,
                 ca_bundle: self.ca_bundle,
+                max_response_bytes: http::max_response_bytes(self.max_response_bytes)?,
             },
         })
     }
@@ -245,6 +250,11 @@ mod tests {
         let mut c = base();
         c.refresh_margin = -1.0;
         assert_eq!(setting(c.validate().err().unwrap()), "refresh_margin");
+        for bad in [0, -1] {
+            let mut c = base();
+            c.max_response_bytes = bad;
+            assert_eq!(setting(c.validate().err().unwrap()), "max_response_bytes");
+        }
         let mut c = base();
         c.auth_method = Some(AuthMethod::PrivateKeyJwt);
         assert_eq!(setting(c.validate().err().unwrap()), "private_key");

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::discovery::{Discovery, Member};
 use crate::error::{Error, TokenRequestFailure};
-use crate::http::{describe, Http};
+use crate::http::{describe, BodyError, Http};
 
 use super::auth::ClientAuth;
 use super::retry;
@@ -194,15 +194,30 @@ impl Endpoint {
             .await
             .map_err(|e| self.transport(&url, &e))?;
         let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            // The client follows no redirect (`crate::http`): the form and the Authorization
+            // header went to `url` only. Following would re-send them where the answer says.
+            let description = self.auth.redact(&format!(
+                "HTTP {status}: the token endpoint answered with a redirect, which a request \
+                 carrying credentials never follows (POST {url})"
+            ));
+            return Err(Failed::new(Some(status), None, description, false));
+        }
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, crate::clock::system_time()));
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport(&url, &e))?;
+        let bytes = self.http.body(response).await.map_err(|e| match e {
+            BodyError::Read(e) => self.transport(&url, &e),
+            // A server that sends this much is broken or hostile: asking again would not help.
+            too_large @ BodyError::TooLarge(_) => Failed::new(
+                Some(status),
+                None,
+                self.auth.redact(&format!("{too_large} (POST {url})")),
+                false,
+            ),
+        })?;
         let received_at = crate::clock::instant();
         let received_unix = crate::clock::unix_seconds() as f64;
         match classify(status, &bytes) {

@@ -218,6 +218,82 @@ async fn retries_stop_after_max_attempts() {
 }
 
 #[tokio::test]
+async fn a_redirect_is_a_final_error_and_is_not_followed() {
+    let elsewhere = serve(Arc::new(|_, _: &Seen| ok("stolen", 300))).await;
+    for status in [301u16, 302, 303, 307, 308] {
+        for method in [AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic] {
+            let target = format!("{}/token", elsewhere.base);
+            let server = serve(Arc::new(move |_, _: &Seen| {
+                (status, vec![("Location", target.clone())], String::new())
+            }))
+            .await;
+            let mut c = config(Some(format!("{}/token", server.base)));
+            c.auth_method = Some(method);
+            let e = TokenClient::new(c).unwrap().get_token().await.unwrap_err();
+            let Error::TokenRequest(f) = &e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(f.status, Some(status));
+            assert!(!f.retryable);
+            assert!(f.description.contains("redirect"), "{}", f.description);
+            assert_eq!(server.hits.load(Ordering::SeqCst), 1, "not retried");
+        }
+    }
+    assert_eq!(elsewhere.hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_oversized_token_response_is_refused_while_read() {
+    let server = serve(Arc::new(|_, _: &Seen| {
+        let padding = "x".repeat(2048);
+        let body = format!(r#"{{"access_token":"t","token_type":"Bearer","pad":"{padding}"}}"#);
+        (200, vec![], body)
+    }))
+    .await;
+    let mut c = config(Some(format!("{}/token", server.base)));
+    c.max_response_bytes = 1024;
+    let e = TokenClient::new(c).unwrap().get_token().await.unwrap_err();
+    let Error::TokenRequest(f) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(!f.retryable);
+    assert!(
+        f.description.contains("max_response_bytes (1024 bytes)"),
+        "{}",
+        f.description
+    );
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_discovery_document_for_another_issuer_is_not_used() {
+    let elsewhere = serve(Arc::new(|_, _: &Seen| ok("stolen", 300))).await;
+    let target = format!("{}/token", elsewhere.base);
+    let server = serve(Arc::new(move |_, seen: &Seen| {
+        if seen
+            .line
+            .starts_with("GET /realms/r/.well-known/openid-configuration")
+        {
+            let doc = format!(r#"{{"issuer":"http://evil/realms/r","token_endpoint":"{target}"}}"#);
+            (200, vec![], doc)
+        } else if seen
+            .line
+            .starts_with("POST /realms/r/protocol/openid-connect/token")
+        {
+            ok("keycloak-path", 300)
+        } else {
+            (404, vec![], "{}".into())
+        }
+    }))
+    .await;
+    let mut c = config(None);
+    c.issuer = Some(format!("{}/realms/r", server.base));
+    let client = TokenClient::new(c).unwrap();
+    assert_eq!(client.get_token().await.unwrap().value(), "keycloak-path");
+    assert_eq!(elsewhere.hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn token_url_comes_from_discovery() {
     let base = Arc::new(Mutex::new(String::new()));
     let base2 = base.clone();
@@ -226,7 +302,9 @@ async fn token_url_comes_from_discovery() {
             .line
             .starts_with("GET /realms/r/.well-known/openid-configuration")
         {
-            let doc = format!(r#"{{"token_endpoint":"{}/custom/token"}}"#, base2.lock());
+            let base = base2.lock();
+            let doc =
+                format!(r#"{{"issuer":"{base}/realms/r","token_endpoint":"{base}/custom/token"}}"#);
             (200, vec![], doc)
         } else if seen.line.starts_with("POST /custom/token") {
             ok("via-discovery", 300)

@@ -6,8 +6,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 
 use crate::error::{Error, Result};
-use crate::http::HttpConfig;
-use crate::jwks::JwksPolicy;
+use crate::http::{self, HttpConfig};
+use crate::jwks::{JwksPolicy, KeySetLocation};
 
 use super::policy::Policy;
 
@@ -58,6 +58,8 @@ pub struct VerifierConfig {
     pub http_timeout: f64,
     /// Extra CA certificates (PEM) trusted beside the system's.
     pub ca_bundle: Option<PathBuf>,
+    /// A key set or discovery document longer than this is refused while it is read.
+    pub max_response_bytes: i64,
 }
 
 impl VerifierConfig {
@@ -80,6 +82,7 @@ impl VerifierConfig {
             jwks_max_stale: 86400.0,
             http_timeout: 5.0,
             ca_bundle: None,
+            max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES as i64,
         }
     }
 
@@ -170,7 +173,10 @@ impl VerifierConfig {
             algorithms,
             max_token_bytes: max_token_bytes as usize,
             cache_size: cache_size as usize,
-            jwks_uri: self.jwks_uri,
+            jwks_uri: KeySetLocation {
+                jwks_uri: self.jwks_uri,
+                verify_issuer: self.verify_issuer,
+            },
             jwks_policy: JwksPolicy {
                 default_ttl: seconds("jwks_ttl", self.jwks_ttl, 1.0)?,
                 cooldown: seconds("jwks_cooldown", self.jwks_cooldown, 0.0)?,
@@ -179,6 +185,7 @@ impl VerifierConfig {
             http: HttpConfig {
                 timeout: seconds("http_timeout", self.http_timeout, 0.001)?,
                 ca_bundle: self.ca_bundle,
+                max_response_bytes: http::max_response_bytes(self.max_response_bytes)?,
             },
         })
     }
@@ -189,7 +196,7 @@ pub(super) struct Checked {
     pub algorithms: Vec<Algorithm>,
     pub max_token_bytes: usize,
     pub cache_size: usize,
-    pub jwks_uri: Option<String>,
+    pub jwks_uri: KeySetLocation,
     pub jwks_policy: JwksPolicy,
     pub http: HttpConfig,
 }

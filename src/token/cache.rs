@@ -557,7 +557,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&cache.get().await.unwrap(), &late));
         assert_eq!(calls(&cache), 3);
         // A short margin is kept as it is: a 300 s token goes on to its last 30 s.
-        let long = super::Token::from_issued(Issued {
+        let long = Token::from_issued(Issued {
             access_token: Zeroizing::new("t".into()),
             expires_in: Some(300.0),
             received_at: crate::clock::instant(),

@@ -4,5 +4,5 @@ mod cache;
 mod fetch;
 mod key;
 
-pub(crate) use cache::{JwksCache, JwksPolicy, Lookup, Ticket};
+pub(crate) use cache::{JwksCache, JwksPolicy, Lookup, Ticket, MAX_KEY_WAIT};
 pub use key::{parse_jwks, KeySet};

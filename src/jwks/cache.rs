@@ -28,10 +28,11 @@ const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// After a failed fetch, scheduled and empty-cache fetches wait this long (at most the cooldown)
 /// so an IdP outage is not answered with a request per incoming call; the wait doubles with each
 /// failure in a row up to the maximum. Small at first, so a short outage ends for callers within
-/// a fraction of a second of the IdP healing; at most 0.8 s, so a long one still ends for them
-/// within 1 s, while a dead IdP gets about a request a second (at most 1.25).
+/// a fraction of a second of the IdP healing; at most 0.75 s, so a long one still ends for them
+/// within 1 s (the step, then one round trip), while a dead IdP gets about a request a second
+/// (at most 1.33).
 const FAILED_FETCH_BACKOFF_FIRST: Duration = Duration::from_millis(100);
-pub(crate) const FAILED_FETCH_BACKOFF_MAX: Duration = Duration::from_millis(800);
+pub(crate) const FAILED_FETCH_BACKOFF_MAX: Duration = Duration::from_millis(750);
 /// The longest a caller waits for the next allowed unknown-kid refetch. A kid arriving with the
 /// next refetch further away (a cooldown configured above 5 s) is refused at once.
 pub(crate) const MAX_KEY_WAIT: Duration = Duration::from_secs(5);
@@ -398,7 +399,7 @@ mod tests {
         let steps: Vec<u128> = (1..=7)
             .map(|n| failed_fetch_backoff(n).as_millis())
             .collect();
-        assert_eq!(steps, [100, 200, 400, 800, 800, 800, 800]);
+        assert_eq!(steps, [100, 200, 400, 750, 750, 750, 750]);
         assert_eq!(failed_fetch_backoff(u32::MAX), FAILED_FETCH_BACKOFF_MAX);
     }
 }

@@ -284,6 +284,7 @@ def test_forty_forged_kids_cannot_tie_up_a_sync_routes_thread_pool(
     median latency of known-kid requests meanwhile is within 10 ms of what it was before."""
     url = f"{backend.url}/sync"
     stats = backend.verifier.stats
+    dev_idp.add_key()  # two keys published: a kid-less token is an unknown kid too
     with requests.Session() as s:
         assert call(s, url, dev_idp.mint())[0] == 200
         baseline = sample(s, url, dev_idp.mint)
@@ -320,15 +321,19 @@ def test_forty_forged_kids_cannot_tie_up_a_sync_routes_thread_pool(
     after = stats()
     waited = after["unknown_kid_waited"] - before["unknown_kid_waited"]
     refused = after["unknown_kid_rejected"] - before["unknown_kid_rejected"]
-    slow = [seconds for _, seconds in results if seconds > 0.5]
+    # The waiters wait for the cooldown the primer started (seconds); the others are refused
+    # in one round trip.
+    fast = [seconds for _, seconds in results if seconds < 1.0]
     print(
         f"\nknown-kid median {median_ms(baseline):.1f} ms before, {median_ms(during):.1f} ms"
-        f" during; forged: {waited} waited, {refused} refused at once, {len(slow)} slow"
-        f" (max {max(s for _, s in results):.2f}s); {still_waiting} in flight after sampling"
+        f" during; forged: {waited} waited, {len(fast)} refused at once (max"
+        f" {max(fast, default=0) * 1000:.0f} ms), the slowest answered in"
+        f" {max(s for _, s in results):.2f}s; {still_waiting} in flight after sampling"
     )
     assert {status for status, _ in results} == {401}
     assert waited == BLOCKING_WAITERS
-    assert refused == 40 - BLOCKING_WAITERS
+    assert len(fast) == 40 - BLOCKING_WAITERS
+    assert refused == 40, "every forged kid is refused: at once, or after its refetch"
     assert still_waiting > 0, "the sample was taken while forged requests held threads"
     assert max(seconds for _, seconds in results) <= MAX_WAIT + SLACK
     assert median_ms(during) - median_ms(baseline) <= MEDIAN_DELAY * 1000

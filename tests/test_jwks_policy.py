@@ -95,9 +95,11 @@ def test_a_forged_kid_flood_costs_at_most_one_fetch(
     assert v.verify(dev_idp.mint(sub="still-fine"))["sub"] == "still-fine"
 
 
-def test_a_rotation_during_the_cooldown_waits_for_the_cooldown(
+def test_a_rotation_during_a_long_cooldown_waits_for_the_cooldown(
     dev_idp: DevIdP, make_verifier: MakeVerifier
 ) -> None:
+    # A cooldown longer than the 5 s wait bound: inside it an unknown kid is refused at once (the
+    # default 5 s cooldown makes it wait for the next refetch instead: test_rotation_under_attack).
     v = make_verifier(jwks_cooldown=3600)
     _prime(dev_idp, v)
     expect_invalid(v, dev_idp.mint(kid="forged"), "unknown_kid")  # starts the cooldown
@@ -108,8 +110,9 @@ def test_a_rotation_during_the_cooldown_waits_for_the_cooldown(
 
 
 def test_a_removed_kid_leaves_the_key_set_and_the_token_cache(
-    dev_idp: DevIdP, verifier: tw.Verifier
+    dev_idp: DevIdP, make_verifier: MakeVerifier
 ) -> None:
+    verifier = make_verifier(jwks_cooldown=3600)  # the old kid is refused at once, not in 5 s
     old_token = dev_idp.mint(sub="old")
     assert verifier.verify(old_token)["sub"] == "old"
     assert verifier.verify(old_token)["sub"] == "old"
@@ -245,8 +248,9 @@ def test_a_slow_jwks_never_delays_a_known_kid(dev_idp: DevIdP, make_verifier: Ma
 
 
 def test_unusable_keys_are_skipped_and_the_others_work(
-    dev_idp: DevIdP, verifier: tw.Verifier
+    dev_idp: DevIdP, make_verifier: MakeVerifier
 ) -> None:
+    verifier = make_verifier(jwks_cooldown=3600)  # unknown kids refused at once, not in 5 s
     enc = SigningKey.generate("RS256", "enc-key")
     enc_jwk = enc.public_jwk() | {"use": "enc"}
     dev_idp.extra_jwks.extend(

@@ -69,7 +69,7 @@ class Verifier:
         max_token_bytes: int = 16384,
         cache_size: int = 10000,
         jwks_ttl: float = 300.0,
-        jwks_cooldown: float = 30.0,
+        jwks_cooldown: float = 5.0,
         jwks_max_stale: float = 86400.0,
         http_timeout: float = 5.0,
         ca_bundle: _Path | None = None,

@@ -5,6 +5,7 @@ Everything here goes over real HTTP on 127.0.0.1; the printed counts are read of
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,19 @@ def _tamper(token: str) -> str:
     return ".".join([header, payload[:10] + flipped + payload[11:], signature])
 
 
+async def _flood(verifier: Verifier, tokens: list[str]) -> int:
+    """How many of `tokens`, verified concurrently, are refused as `unknown_kid`."""
+
+    async def one(token: str) -> bool:
+        try:
+            await verifier.verify_async(token)
+        except InvalidToken as e:
+            return e.code == "unknown_kid"
+        return False
+
+    return sum(await asyncio.gather(*(one(t) for t in tokens)))
+
+
 def run() -> int:
     report = _Report()
     with DevIdP(realm="dls") as idp:
@@ -74,21 +88,21 @@ def run() -> int:
         report.step("token signed with the new key", claims["sub"] == "alice", f"JWKS requests: {fetched}")
 
         print("\nForged-kid flood")
-        # A verifier that has its keys and has not refetched for an unknown kid yet.
+        # A verifier that has its keys and has not refetched for an unknown kid yet. The flood
+        # arrives at once on the event loop: the first forged kid refetches, the others wait
+        # for the next refetch the 5 s cooldown allows (a real rotation among them would be
+        # picked up by it) and share it.
         target = Verifier(idp.issuer, http_timeout=2.0)
         target.verify(idp.mint(sub="alice", kid=new_kid))
         before = idp.hits["jwks"]
-        rejected = 0
-        for _ in range(FLOOD):
-            forged = idp.mint(sub="mallory", kid="forged-" + secrets.token_hex(8))
-            try:
-                target.verify(forged)
-            except InvalidToken as e:
-                rejected += e.code == "unknown_kid"
+        forged = [
+            idp.mint(sub="mallory", kid="forged-" + secrets.token_hex(8)) for _ in range(FLOOD)
+        ]
+        rejected = asyncio.run(_flood(target, forged))
         fetched = idp.hits["jwks"] - before
         report.step(
             f"{FLOOD} tokens with unknown kids",
-            rejected == FLOOD and fetched <= 1,
+            rejected == FLOOD and fetched <= 2,
             f"rejected={rejected}, JWKS requests: {fetched}",
         )
 

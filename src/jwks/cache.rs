@@ -1,9 +1,14 @@
 //! The JWKS cache and its fetch policy (docs/architecture.md, "Key-set policy"):
 //! - keys are served from an immutable snapshot, swapped whole after each fetch;
 //! - past 80 % of the TTL one background refresh starts; callers never wait for it;
-//! - an unknown kid triggers one shared refetch, then at most one per cooldown;
-//! - a failed fetch keeps the last good keys, served up to `max_stale` past expiry.
+//! - an unknown kid triggers one shared refetch, then at most one per cooldown (5 s); an unknown
+//!   kid inside the cooldown waits for the next allowed refetch (at most [`MAX_KEY_WAIT`]) and
+//!   joins it, so a stream of forged kids cannot hold a real rotation back for longer than that;
+//! - a request whose kid is known never waits for anything;
+//! - a failed fetch keeps the last good keys, served up to `max_stale` past expiry; with nothing
+//!   usable, fetches are retried after a short backoff that grows to [`FAILED_FETCH_BACKOFF_MAX`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +26,22 @@ use super::key::{KeySet, VerifyingKey};
 const MIN_TTL: Duration = Duration::from_secs(60);
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// After a failed fetch, scheduled and empty-cache fetches wait this long (at most the cooldown)
-/// so an IdP outage is not answered with a request per incoming call.
-const FAILED_FETCH_BACKOFF: Duration = Duration::from_secs(5);
+/// so an IdP outage is not answered with a request per incoming call; the wait doubles with each
+/// failure in a row up to the maximum. Small at first, so a short outage ends for callers within
+/// a fraction of a second of the IdP healing; at most 0.75 s, so a long one still ends for them
+/// within 1 s (the step, then one round trip), while a dead IdP gets about a request a second
+/// (at most 1.33).
+const FAILED_FETCH_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+pub(crate) const FAILED_FETCH_BACKOFF_MAX: Duration = Duration::from_millis(750);
+/// The longest a caller waits for the next allowed unknown-kid refetch. A kid arriving with the
+/// next refetch further away (a cooldown configured above 5 s) is refused at once.
+pub(crate) const MAX_KEY_WAIT: Duration = Duration::from_secs(5);
+/// How many blocking (sync) callers may wait for an unknown-kid refetch at once, per verifier.
+/// A sync route runs in a thread pool (Starlette's has 40 threads): forged kids must not hold
+/// more than a few of them. 8 is more than a forged kid a second can fill (each waits at most
+/// 5 s and all of a window's waiters are released together), so a real rotation still gets a
+/// place; beyond it, an unknown kid on the sync path is refused at once with `unknown_kid`.
+pub(crate) const MAX_BLOCKING_WAITERS: usize = 8;
 
 #[derive(Debug, Clone)]
 pub(crate) struct JwksPolicy {
@@ -36,7 +55,7 @@ impl Default for JwksPolicy {
     fn default() -> Self {
         JwksPolicy {
             default_ttl: Duration::from_secs(300),
-            cooldown: Duration::from_secs(30),
+            cooldown: Duration::from_secs(5),
             max_stale: Duration::from_secs(86400),
         }
     }
@@ -53,6 +72,15 @@ struct Control {
     last_unknown_refetch: Option<Instant>,
     /// No scheduled or empty-cache fetch before this instant (set by a failed fetch).
     retry_after: Option<Instant>,
+    /// Failed fetches in a row, for the backoff.
+    failures: u32,
+}
+
+fn failed_fetch_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FAILED_FETCH_BACKOFF_FIRST
+        .saturating_mul(1 << doublings)
+        .min(FAILED_FETCH_BACKOFF_MAX)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +103,30 @@ pub(crate) enum Lookup {
 pub(crate) struct Ticket {
     seen: Seen,
     reason: Reason,
+    /// For an unknown kid inside the cooldown: when the next refetch is allowed. The fetch
+    /// waits until then (at most `MAX_KEY_WAIT` from the lookup) before joining it.
+    not_before: Option<Instant>,
+}
+
+impl Ticket {
+    /// When the fetch this ticket asks for may start, if it must wait.
+    pub(crate) fn not_before(&self) -> Option<Instant> {
+        self.not_before
+    }
+
+    /// Whether it is the refetch of an unknown kid (a verify needs at most one).
+    pub(crate) fn for_unknown_kid(&self) -> bool {
+        self.reason == Reason::UnknownKid
+    }
+}
+
+/// A blocking caller's place among the `MAX_BLOCKING_WAITERS`; given back on drop.
+pub(crate) struct WaiterSlot<'a>(&'a AtomicUsize);
+
+impl Drop for WaiterSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub(crate) struct JwksCache {
@@ -85,6 +137,10 @@ pub(crate) struct JwksCache {
     control: Mutex<Control>,
     /// A caller that queued behind a fetch sees it completed and skips its own.
     flight: SingleFlight,
+    /// Blocking callers now waiting for an unknown-kid refetch. Not reset by a fork: a thread
+    /// that holds a slot across `fork()` does not exist in the child, and the cost is at most a
+    /// few slots of a bound that only protects the thread pool.
+    blocking_waiters: AtomicUsize,
     stats: Arc<VerifierStats>,
 }
 
@@ -103,7 +159,25 @@ impl JwksCache {
             snapshot: ArcSwapOption::const_empty(),
             control: Mutex::new(Control::default()),
             flight: SingleFlight::new(),
+            blocking_waiters: AtomicUsize::new(0),
             stats,
+        }
+    }
+
+    /// A place for a blocking caller to wait for keys, unless `MAX_BLOCKING_WAITERS` are
+    /// waiting already (then the caller is refused, and counted as such).
+    pub(crate) fn blocking_waiter(&self) -> Option<WaiterSlot<'_>> {
+        let taken = self
+            .blocking_waiters
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_BLOCKING_WAITERS).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Some(WaiterSlot(&self.blocking_waiters)),
+            Err(_) => {
+                self.stats.unknown_kid_rejected.bump();
+                None
+            }
         }
     }
 
@@ -128,7 +202,13 @@ impl JwksCache {
         // Read before the snapshot: a fetch stores its snapshot before it bumps the generation,
         // so a ticket never names a generation older than the keys this lookup saw.
         let seen = self.flight.observe();
-        let ticket = |reason| Lookup::Fetch(Ticket { seen, reason });
+        let ticket = |reason| {
+            Lookup::Fetch(Ticket {
+                seen,
+                reason,
+                not_before: None,
+            })
+        };
         let guard = self.snapshot.load();
         let Some(snap) = guard.as_ref() else {
             return self.unless_backing_off(now, ticket(Reason::NoKeys));
@@ -146,26 +226,35 @@ impl JwksCache {
         if let Some(key) = snap.keys.get(kid) {
             return Lookup::Found(key.clone());
         }
-        let control = self.control.lock();
-        let cooling = control
+        let opens_at = self
+            .control
+            .lock()
             .last_unknown_refetch
-            .is_some_and(|t| now.saturating_duration_since(t) < self.policy.cooldown);
-        drop(control);
-        if cooling {
-            // The refetch that started the cooldown may have stored its keys after our load.
-            if let Some(key) = self
-                .snapshot
-                .load()
-                .as_ref()
-                .and_then(|s| s.keys.get(kid).cloned())
-            {
-                return Lookup::Found(key);
-            }
-            self.stats.unknown_kid_rejected.bump();
-            Lookup::Rejected(unknown_kid(kid))
-        } else {
-            ticket(Reason::UnknownKid)
+            .map(|t| t + self.policy.cooldown)
+            .filter(|at| now < *at);
+        let Some(opens_at) = opens_at else {
+            return ticket(Reason::UnknownKid);
+        };
+        // The refetch that started the cooldown may have stored its keys after our load.
+        if let Some(key) = self
+            .snapshot
+            .load()
+            .as_ref()
+            .and_then(|s| s.keys.get(kid).cloned())
+        {
+            return Lookup::Found(key);
         }
+        if opens_at - now > MAX_KEY_WAIT {
+            self.stats.unknown_kid_rejected.bump();
+            return Lookup::Rejected(unknown_kid(kid));
+        }
+        // Wait for the next allowed refetch rather than refuse: the kid may be a real rotation
+        // that a forged kid's refetch just missed.
+        Lookup::Fetch(Ticket {
+            seen,
+            reason: Reason::UnknownKid,
+            not_before: Some(opens_at),
+        })
     }
 
     fn unless_backing_off(&self, now: Instant, next: Lookup) -> Lookup {
@@ -179,7 +268,15 @@ impl JwksCache {
 
     /// Runs the fetch a `Lookup::Fetch` asked for. Concurrent callers share one request: whoever
     /// gets the gate second finds the generation moved and returns at once.
+    /// A ticket with `not_before` first sleeps until then (real time: the test clock only moves
+    /// the reads of "now"); every caller woken at the window's opening then queues on the gate,
+    /// and the first one fetches for all of them.
     pub(crate) async fn fetch(&self, ticket: Ticket) -> Result<()> {
+        if let Some(at) = ticket.not_before {
+            self.stats.unknown_kid_waited.bump();
+            let wait = at.saturating_duration_since(crate::clock::instant());
+            tokio::time::sleep(wait.min(MAX_KEY_WAIT)).await;
+        }
         let turn = self.flight.turn().await;
         if turn.moved_since(ticket.seen) {
             return Ok(());
@@ -229,6 +326,7 @@ impl JwksCache {
                     ttl,
                 })));
                 control.retry_after = None;
+                control.failures = 0;
                 if empty {
                     Err("the JWKS holds no usable key".to_string())
                 } else {
@@ -242,7 +340,9 @@ impl JwksCache {
             Ok(()) => Ok(()),
             Err(message) => {
                 self.stats.jwks_errors.bump();
-                control.retry_after = Some(now + FAILED_FETCH_BACKOFF.min(self.policy.cooldown));
+                control.failures = control.failures.saturating_add(1);
+                let backoff = failed_fetch_backoff(control.failures).min(self.policy.cooldown);
+                control.retry_after = Some(now + backoff);
                 let usable = previous.is_some_and(|p| {
                     !p.keys.is_empty()
                         && now.saturating_duration_since(p.fetched_at)
@@ -287,5 +387,19 @@ fn unknown_kid(kid: Option<&str>) -> Error {
             Code::UnknownKid,
             "the token has no kid and the key set has several keys",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_failed_fetch_backoff_starts_small_and_stays_under_a_second() {
+        let steps: Vec<u128> = (1..=7)
+            .map(|n| failed_fetch_backoff(n).as_millis())
+            .collect();
+        assert_eq!(steps, [100, 200, 400, 750, 750, 750, 750]);
+        assert_eq!(failed_fetch_backoff(u32::MAX), FAILED_FETCH_BACKOFF_MAX);
     }
 }

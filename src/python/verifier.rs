@@ -80,7 +80,7 @@ impl PyVerifier {
     #[pyo3(signature = (
         issuer, *, jwks_uri = None, audience = None, allowed_azp = None, algorithms = None,
         leeway = 60, verify_issuer = true, required_claims = None, token_types = Some(vec!["Bearer".to_string()]),
-        max_token_bytes = 16384, cache_size = 10_000, jwks_ttl = 300.0, jwks_cooldown = 30.0,
+        max_token_bytes = 16384, cache_size = 10_000, jwks_ttl = 300.0, jwks_cooldown = 5.0,
         jwks_max_stale = 86400.0, http_timeout = 5.0, ca_bundle = None,
         max_response_bytes = 1_048_576
     ))]

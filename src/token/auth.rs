@@ -183,23 +183,178 @@ impl ClientAuth {
         })
     }
 
-    /// `text` with the client secret cut out, for messages built from what a server sent back
-    /// (a misconfigured proxy or IdP may echo the request).
+    /// `text` with the client secret cut out, for messages not built from a request's answer
+    /// (a transport error names the URL, never the body we sent).
     pub(super) fn redact(&self, text: &str) -> String {
-        let secret = match &self.credentials {
+        self.redactor(None).redact(text)
+    }
+
+    /// What to cut out of anything built from the answer to the request that carried `parts`:
+    /// the secret (as typed, form-encoded and percent-encoded), the Basic credentials, and that
+    /// request's client assertion with its signature on its own (a client_secret_jwt signature
+    /// is an HMAC of the secret: enough to guess it offline).
+    pub(super) fn redactor(&self, parts: Option<&AuthParts>) -> Redactor {
+        let mut needles: Vec<Zeroizing<String>> = Vec::new();
+        match &self.credentials {
             Credentials::SecretPost(s)
             | Credentials::SecretBasic(s)
-            | Credentials::SecretJwt(s) => s,
-            Credentials::PrivateKeyJwt(_) => return text.to_string(),
-        };
-        let mut out = text.to_string();
-        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        for needle in [secret.as_str(), encoded.as_str()] {
-            if needle.len() >= 4 && out.contains(needle) {
-                out = out.replace(needle, "[redacted]");
+            | Credentials::SecretJwt(s) => {
+                needles.push(s.clone());
+                needles.push(Zeroizing::new(
+                    form_urlencoded::byte_serialize(s.as_bytes()).collect(),
+                ));
+                needles.push(Zeroizing::new(
+                    form_urlencoded::byte_serialize(s.as_bytes())
+                        .collect::<String>()
+                        .replace('+', "%20"),
+                ));
+            }
+            Credentials::PrivateKeyJwt(_) => {}
+        }
+        if let Some(parts) = parts {
+            for (name, value) in &parts.form {
+                if *name == "client_assertion" {
+                    needles.push(value.clone());
+                    if let Some((_, signature)) = value.rsplit_once('.') {
+                        needles.push(Zeroizing::new(signature.to_string()));
+                    }
+                }
+            }
+            if let Some(header) = &parts.authorization {
+                let value = header.to_str().unwrap_or_default();
+                if let Some(credentials) = value.strip_prefix("Basic ") {
+                    needles.push(Zeroizing::new(credentials.to_string()));
+                }
+            }
+        }
+        needles.retain(|n| !n.is_empty());
+        Redactor::new(needles)
+    }
+}
+
+/// Cuts credentials out of text a server sent back (a misconfigured proxy or IdP may echo the
+/// request). Built per request, since each assertion is new; wiped on drop.
+///
+/// Not only whole credentials: any run of [`WINDOW`] bytes that occurs in one is cut, so a
+/// credential the server itself truncated, or that a cut of ours would have split, leaves at
+/// most `WINDOW - 1` bytes of it behind. Credentials shorter than a window are cut whole.
+pub(super) struct Redactor {
+    /// Every `WINDOW`-byte run of the longer credentials, as integers, sorted.
+    windows: Zeroizing<Vec<u64>>,
+    /// The credentials shorter than a window.
+    short: Vec<Zeroizing<String>>,
+}
+
+/// How many bytes of a credential in a row are enough to cut.
+pub(super) const WINDOW: usize = 8;
+/// What a redacted run becomes.
+const MASK: &str = "[redacted]";
+/// The whole text, when masking alone cannot make it safe (a credential spelled with the mask).
+const WITHHELD: &str = "(text withheld: it repeated a credential)";
+
+fn window_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; WINDOW];
+    word.copy_from_slice(&bytes[at..at + WINDOW]);
+    u64::from_le_bytes(word)
+}
+
+impl Redactor {
+    fn new(needles: Vec<Zeroizing<String>>) -> Self {
+        let mut windows = Zeroizing::new(Vec::new());
+        let mut short = Vec::new();
+        // A credential with control characters in it is also looked for without them, as
+        // `field` drops them from the text.
+        let stripped: Vec<Zeroizing<String>> = needles
+            .iter()
+            .filter(|n| n.chars().any(char::is_control))
+            .map(|n| Zeroizing::new(n.chars().filter(|c| !c.is_control()).collect()))
+            .filter(|n: &Zeroizing<String>| !n.is_empty())
+            .collect();
+        for needle in needles.into_iter().chain(stripped) {
+            let bytes = needle.as_bytes();
+            if bytes.len() < WINDOW {
+                short.push(needle);
+            } else {
+                windows.extend((0..=bytes.len() - WINDOW).map(|at| window_at(bytes, at)));
+            }
+        }
+        windows.sort_unstable();
+        windows.dedup();
+        Redactor { windows, short }
+    }
+
+    /// Redacts nothing: for answers that were never given a credential (tests).
+    #[cfg(test)]
+    pub(super) fn none() -> Self {
+        Redactor::new(Vec::new())
+    }
+
+    /// One pass: every byte of `text` that lies in a credential's run, or None if there is none.
+    fn hits(&self, text: &str) -> Option<Vec<bool>> {
+        let bytes = text.as_bytes();
+        let mut hit = vec![false; bytes.len()];
+        let mut any = false;
+        for needle in &self.short {
+            for (at, _) in text.match_indices(needle.as_str()) {
+                hit[at..at + needle.len()].fill(true);
+                any = true;
+            }
+        }
+        if !self.windows.is_empty() && bytes.len() >= WINDOW {
+            for at in 0..=bytes.len() - WINDOW {
+                if self.windows.binary_search(&window_at(bytes, at)).is_ok() {
+                    hit[at..at + WINDOW].fill(true);
+                    any = true;
+                }
+            }
+        }
+        any.then_some(hit)
+    }
+
+    /// `text` with each run of hit characters replaced by the mask.
+    fn masked(text: &str, hit: &[bool]) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut in_run = false;
+        for (at, c) in text.char_indices() {
+            if hit[at..at + c.len_utf8()].iter().any(|h| *h) {
+                if !in_run {
+                    out.push_str(MASK);
+                }
+                in_run = true;
+            } else {
+                out.push(c);
+                in_run = false;
             }
         }
         out
+    }
+
+    /// `text` without any credential. Masking can join text around a mask into a credential's
+    /// run again (a secret with "d]" in it), so it repeats until nothing is found, and gives up
+    /// on the text altogether if that does not settle.
+    pub(super) fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for _ in 0..3 {
+            match self.hits(&out) {
+                None => return out,
+                Some(hit) => out = Self::masked(&out, &hit),
+            }
+        }
+        if self.hits(&out).is_none() {
+            out
+        } else if self.hits(WITHHELD).is_none() {
+            WITHHELD.to_string()
+        } else {
+            String::new()
+        }
+    }
+
+    /// A field of the server's answer, fit to repeat: control characters dropped (so none can
+    /// split a credential apart), then credentials cut out (before any truncation, so no part
+    /// of one survives a cut), then at most `max` characters.
+    pub(super) fn field(&self, text: &str, max: usize) -> String {
+        let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+        self.redact(&clean).chars().take(max).collect()
     }
 }
 
@@ -343,9 +498,86 @@ mod tests {
             Credentials::SecretPost(Zeroizing::new("a b&c".into())),
         );
         assert_eq!(
-            auth.redact("echo: a b&c / a+b%26c"),
-            "echo: [redacted] / [redacted]"
+            auth.redact("echo: a b&c / a+b%26c / a%20b%26c"),
+            "echo: [redacted] / [redacted] / [redacted]"
         );
         assert!(!format!("{auth:?}").contains("a b&c"));
+    }
+
+    #[test]
+    fn redacts_the_assertion_and_the_basic_credentials_of_the_request() {
+        let jwt = ClientAuth::new(
+            "agent".into(),
+            Credentials::SecretJwt(Zeroizing::new("sekrit-value".into())),
+        );
+        let parts = jwt.parts("http://idp/token").unwrap();
+        let assertion = form(&parts, "client_assertion").unwrap();
+        let signature = assertion.rsplit_once('.').unwrap().1.to_string();
+        let redactor = jwt.redactor(Some(&parts));
+        let text = redactor.redact(&format!("got {assertion}; sig {signature}; sekrit-value"));
+        assert_eq!(text, "got [redacted]; sig [redacted]; [redacted]");
+
+        let basic = ClientAuth::new(
+            "agent".into(),
+            Credentials::SecretBasic(Zeroizing::new("pw-1234".into())),
+        );
+        let parts = basic.parts("http://idp/token").unwrap();
+        let header = parts.authorization.clone().unwrap();
+        let echoed = header.to_str().unwrap().to_string();
+        let text = basic
+            .redactor(Some(&parts))
+            .redact(&format!("you sent {echoed}"));
+        assert_eq!(text, "you sent Basic [redacted]");
+    }
+
+    #[test]
+    fn redaction_comes_before_truncation_and_survives_control_characters() {
+        let auth = ClientAuth::new(
+            "agent".into(),
+            Credentials::SecretPost(Zeroizing::new("0123456789abcdef".into())),
+        );
+        let r = auth.redactor(None);
+        // The secret straddles the cut at 20 characters: not even its first half stays.
+        let text = r.field(&"x".repeat(12), 20);
+        assert_eq!(text, "x".repeat(12));
+        let straddling = format!("{}0123456789abcdef tail", "x".repeat(12));
+        let cut = r.field(&straddling, 20);
+        assert!(!cut.contains("01234567"), "{cut}");
+        assert!(cut.starts_with("xxxxxxxxxxxx[redact"));
+        // Control characters inside the echo do not hide it.
+        assert_eq!(r.field("0123456789\nabc\u{7}def", 200), "[redacted]");
+    }
+
+    #[test]
+    fn a_piece_of_a_credential_is_cut_too() {
+        let auth = ClientAuth::new(
+            "agent".into(),
+            Credentials::SecretPost(Zeroizing::new("ünïcode-0123456789-secret".into())),
+        );
+        let r = auth.redactor(None);
+        // The server cut the echo itself: 8 bytes in a row are enough to be cut.
+        assert_eq!(r.redact("echo: 3456789-sec!"), "echo: [redacted]!");
+        assert_eq!(r.redact("echo: ünïcode-"), "echo: [redacted]");
+        // Fewer than 8 bytes of it in a row is just text.
+        assert_eq!(r.redact("ode-012 and 4567"), "ode-012 and 4567");
+    }
+
+    #[test]
+    fn a_secret_the_mask_helps_to_spell_is_still_never_shown() {
+        for secret in ["dact", "d]tail", "[redacted]x", "e", "xd"] {
+            let auth = ClientAuth::new(
+                "agent".into(),
+                Credentials::SecretPost(Zeroizing::new(secret.into())),
+            );
+            let r = auth.redactor(None);
+            for text in [
+                secret.to_string(),
+                format!("{secret}tail"),
+                format!("a{secret}{secret}b [redacted] d]tail"),
+            ] {
+                let out = r.field(&text, 200);
+                assert!(!out.contains(secret), "{secret:?} in {out:?}");
+            }
+        }
     }
 }

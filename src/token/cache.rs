@@ -29,6 +29,9 @@ pub struct Token {
     expires_at: Instant,
     /// The start of the last third of the token's life.
     refresh_at: Instant,
+    /// The validity the token had left when it arrived (its lifetime, unless a broker handed
+    /// it out late): the refresh margin is capped at a third of it.
+    held: Duration,
 }
 
 impl std::fmt::Debug for Token {
@@ -50,6 +53,7 @@ impl Token {
                 .checked_sub(lifetime / 3)
                 .unwrap_or(issued.received_at),
             expires_at,
+            held: remaining,
             value: issued.access_token,
         }
     }
@@ -64,8 +68,11 @@ impl Token {
         self.expires_at.saturating_duration_since(now)
     }
 
+    /// Handed out until `margin` before expiry, but never refused in the first two thirds of
+    /// the time it was held: a margin as long as the lifetime (a 30 s margin on 15 s tokens)
+    /// would otherwise make every call a token request.
     fn fresh(&self, now: Instant, margin: Duration) -> bool {
-        now + margin < self.expires_at
+        now + margin.min(self.held / 3) < self.expires_at
     }
 
     fn valid(&self, now: Instant) -> bool {
@@ -383,12 +390,13 @@ mod tests {
         assert_eq!(jwt_times("opaque-token"), None);
     }
 
-    /// A source that hands out numbered tokens of `lifetime` seconds, or fails while `failing`
-    /// is set; counts calls and signals each completed fetch.
+    /// A source that hands out numbered tokens of `lifetime` seconds, received `age` seconds
+    /// ago, or fails while `failing` is set; counts calls and signals each completed fetch.
     struct Fake {
         calls: AtomicU64,
         failing: AtomicBool,
         lifetime: AtomicU64,
+        age: AtomicU64,
         done: tokio::sync::Notify,
     }
 
@@ -410,7 +418,8 @@ mod tests {
                 Ok(Token::from_issued(Issued {
                     access_token: Zeroizing::new(format!("token-{n}")),
                     expires_in: Some(self.lifetime.load(Ordering::SeqCst) as f64),
-                    received_at: crate::clock::instant(),
+                    received_at: crate::clock::instant()
+                        - Duration::from_secs(self.age.load(Ordering::SeqCst)),
                     received_unix: 0.0,
                 }))
             };
@@ -424,6 +433,7 @@ mod tests {
             calls: AtomicU64::new(0),
             failing: AtomicBool::new(false),
             lifetime: AtomicU64::new(lifetime),
+            age: AtomicU64::new(0),
             done: tokio::sync::Notify::new(),
         };
         Arc::new(TokenCache::new(
@@ -439,9 +449,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_callers_on_a_stale_token_share_one_fetch() {
-        // lifetime 20 < margin 30: the first token needs replacing at once.
+        // Received 20 s ago with 20 s to live: the first token needs replacing at once.
         let cache = cache(20, 30);
+        cache.source.age.store(20, Ordering::SeqCst);
         let stale = cache.get().await.unwrap();
+        cache.source.age.store(0, Ordering::SeqCst);
         cache.source.lifetime.store(300, Ordering::SeqCst);
         let barrier = Arc::new(tokio::sync::Barrier::new(64));
         let tasks: Vec<_> = (0..64)
@@ -478,7 +490,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_valid_token_is_served_through_failures_with_backoff() {
+        // 5 s left of 20: inside the margin (capped at a third of 20 s).
         let cache = cache(20, 30);
+        cache.source.age.store(15, Ordering::SeqCst);
         let first = cache.get().await.unwrap();
         cache.source.failing.store(true, Ordering::SeqCst);
         // In the margin, the refresh fails: the still-valid token is served instead.
@@ -523,5 +537,37 @@ mod tests {
         assert_eq!(calls(&cache), 1);
         assert_eq!(cache.get().await.unwrap().value(), "token-1");
         assert_eq!(cache.stats.refreshes_ahead.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_margin_longer_than_the_lifetime_is_capped_at_a_third_of_it() {
+        // 15 s tokens, 30 s margin: handed out for their first 10 s, not a request per call.
+        let cache = cache(15, 30);
+        let first = cache.get().await.unwrap();
+        for _ in 0..200 {
+            assert!(Arc::ptr_eq(&cache.get().await.unwrap(), &first));
+        }
+        assert_eq!(calls(&cache), 1);
+        // Received 11 s ago (4 s left): in its last third, so no longer handed out.
+        cache.source.age.store(11, Ordering::SeqCst);
+        cache.invalidate(None);
+        let late = cache.get().await.unwrap();
+        assert_eq!(calls(&cache), 2);
+        cache.source.age.store(0, Ordering::SeqCst);
+        assert!(!Arc::ptr_eq(&cache.get().await.unwrap(), &late));
+        assert_eq!(calls(&cache), 3);
+        // A short margin is kept as it is: a 300 s token goes on to its last 30 s.
+        let long = Token::from_issued(Issued {
+            access_token: Zeroizing::new("t".into()),
+            expires_in: Some(300.0),
+            received_at: crate::clock::instant(),
+            received_unix: 0.0,
+        });
+        let now = crate::clock::instant();
+        let margin = Duration::from_secs(30);
+        assert!(long.fresh(now + Duration::from_secs(269), margin));
+        assert!(!long.fresh(now + Duration::from_secs(270), margin));
+        assert!(long.fresh(now + Duration::from_secs(9), Duration::from_secs(300)));
+        assert!(!long.fresh(now + Duration::from_secs(200), Duration::from_secs(300)));
     }
 }

@@ -14,7 +14,7 @@ use crate::discovery::{Discovery, Member};
 use crate::error::{Error, TokenRequestFailure};
 use crate::http::{describe, BodyError, Http};
 
-use super::auth::ClientAuth;
+use super::auth::{ClientAuth, Redactor};
 use super::retry;
 use super::stats::TokenStats;
 
@@ -157,6 +157,8 @@ impl Endpoint {
         let parts = self.auth.parts(&url).map_err(|_| {
             Failed::new(None, None, "cannot sign the client assertion".into(), false)
         })?;
+        // Built now: the answer is read against this request's own assertion.
+        let redactor = self.auth.redactor(Some(&parts));
         let mut body = Zeroizing::new(String::new());
         {
             let mut form = form_urlencoded::Serializer::new(&mut *body);
@@ -220,7 +222,7 @@ impl Endpoint {
         })?;
         let received_at = crate::clock::instant();
         let received_unix = crate::clock::unix_seconds() as f64;
-        match classify(status, &bytes) {
+        match classify(status, &bytes, &redactor) {
             Ok((access_token, expires_in)) => Ok(Issued {
                 access_token,
                 expires_in,
@@ -229,9 +231,8 @@ impl Endpoint {
             }),
             Err(mut failed) => {
                 failed.retry_after = retry_after;
-                failed.failure.description = self
-                    .auth
-                    .redact(&format!("{} (POST {url})", failed.failure.description));
+                failed.failure.description =
+                    redactor.redact(&format!("{} (POST {url})", failed.failure.description));
                 Err(failed)
             }
         }
@@ -244,24 +245,25 @@ impl Endpoint {
 }
 
 /// An OAuth `error` code is a short printable-ASCII string (RFC 6749 5.2); anything else from
-/// the body is not repeated.
-fn error_code(doc: &Value) -> Option<String> {
-    let code = doc.get("error")?.as_str()?;
+/// the body is not repeated. A credential the server echoed in it is cut out before the code is
+/// judged, so `.error` never carries one.
+fn error_code(doc: &Value, redactor: &Redactor) -> Option<String> {
+    let code = redactor.redact(doc.get("error")?.as_str()?);
     let printable = code
         .bytes()
         .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\');
-    (printable && !code.is_empty() && code.len() <= 64).then(|| code.to_string())
+    (printable && !code.is_empty() && code.len() <= 64).then_some(code)
 }
 
-fn short(text: &str) -> String {
-    let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
-    clean
-}
+/// What is repeated of a free-text member of the answer.
+const MAX_REPEATED_CHARS: usize = 200;
 
-/// Reads an answer of the token endpoint: the token and its `expires_in`, or the failure.
+/// Reads an answer of the token endpoint: the token and its `expires_in`, or the failure. Every
+/// text taken from the answer passes `redactor` before it is cut or formatted.
 pub(super) fn classify(
     status: u16,
     body: &[u8],
+    redactor: &Redactor,
 ) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
     let doc: Option<Value> = serde_json::from_slice(body).ok();
     let object = doc.as_ref().filter(|d| d.is_object());
@@ -275,7 +277,7 @@ pub(super) fn classify(
                 true,
             ));
         };
-        if let Some(code) = error_code(doc) {
+        if let Some(code) = error_code(doc, redactor) {
             return Err(Failed::new(
                 Some(status),
                 Some(code.clone()),
@@ -300,7 +302,10 @@ pub(super) fn classify(
                 return Err(Failed::new(
                     Some(status),
                     None,
-                    format!("token_type {:?} is not Bearer", short(kind)),
+                    format!(
+                        "token_type {:?} is not Bearer",
+                        redactor.field(kind, MAX_REPEATED_CHARS)
+                    ),
                     false,
                 ));
             }
@@ -313,7 +318,7 @@ pub(super) fn classify(
         .filter(|s| s.is_finite() && *s > 0.0);
         return Ok((Zeroizing::new(token.to_string()), expires_in));
     }
-    let code = object.and_then(error_code);
+    let code = object.and_then(|d| error_code(d, redactor));
     let transient = matches!(
         code.as_deref(),
         Some("temporarily_unavailable" | "server_error")
@@ -323,7 +328,10 @@ pub(super) fn classify(
         &code,
         object.and_then(|d| d.get("error_description")?.as_str()),
     ) {
-        (Some(code), Some(text)) => format!("{code}: {} (HTTP {status})", short(text)),
+        (Some(code), Some(text)) => format!(
+            "{code}: {} (HTTP {status})",
+            redactor.field(text, MAX_REPEATED_CHARS)
+        ),
         (Some(code), None) => format!("{code} (HTTP {status})"),
         (None, _) => format!("HTTP {status}"),
     };
@@ -335,7 +343,7 @@ mod tests {
     use super::*;
 
     fn fails(status: u16, body: &str) -> TokenRequestFailure {
-        classify(status, body.as_bytes())
+        classify(status, body.as_bytes(), &Redactor::none())
             .expect_err("a failure")
             .failure
     }
@@ -345,11 +353,17 @@ mod tests {
         let (token, expires_in) = classify(
             200,
             br#"{"access_token":"abc","token_type":"bearer","expires_in":"300"}"#,
+            &Redactor::none(),
         )
         .unwrap();
         assert_eq!(token.as_str(), "abc");
         assert_eq!(expires_in, Some(300.0));
-        let (_, expires_in) = classify(200, br#"{"access_token":"abc","expires_in":0}"#).unwrap();
+        let (_, expires_in) = classify(
+            200,
+            br#"{"access_token":"abc","expires_in":0}"#,
+            &Redactor::none(),
+        )
+        .unwrap();
         assert_eq!(expires_in, None);
     }
 
@@ -393,5 +407,41 @@ mod tests {
     fn odd_error_codes_are_not_repeated() {
         let f = fails(400, "{\"error\":\"bad\\\"quote\"}");
         assert_eq!(f.error, None);
+    }
+
+    #[test]
+    fn echoed_credentials_leave_no_trace_in_any_field() {
+        use super::super::auth::{ClientAuth, Credentials};
+        let secret = "S3cret-0123456789-abcdefghij";
+        let auth = ClientAuth::new(
+            "agent".into(),
+            Credentials::SecretPost(Zeroizing::new(secret.into())),
+        );
+        let redactor = auth.redactor(None);
+        let fails = |status: u16, doc: Value| {
+            classify(status, doc.to_string().as_bytes(), &redactor)
+                .expect_err("a failure")
+                .failure
+        };
+        // The secret as the `error` code itself, and inside one.
+        for code in [secret.to_string(), format!("invalid_client:{secret}")] {
+            let f = fails(401, serde_json::json!({"error": code}));
+            let shown = format!("{:?} {}", f.error, f.description);
+            assert!(!shown.contains("0123456789"), "{shown}");
+        }
+        // The secret straddling the 200-character cut of error_description.
+        let text = format!("{}{secret} and more", "x".repeat(MAX_REPEATED_CHARS - 10));
+        let f = fails(
+            400,
+            serde_json::json!({"error": "invalid_request", "error_description": text}),
+        );
+        assert!(!f.description.contains("S3cret-0123"), "{}", f.description);
+        assert!(f.description.contains("[redact"));
+        // Echoed as the token type of a 200.
+        let f = fails(
+            200,
+            serde_json::json!({"access_token": "a", "token_type": secret}),
+        );
+        assert!(!f.description.contains(secret));
     }
 }

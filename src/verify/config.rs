@@ -50,7 +50,8 @@ pub struct VerifierConfig {
     pub cache_size: i64,
     /// Seconds a key set is fresh when the server sends no `max-age`.
     pub jwks_ttl: f64,
-    /// Seconds between refetches for unknown kids.
+    /// Seconds between refetches for unknown kids; one inside them waits for the next (at
+    /// most 5 s).
     pub jwks_cooldown: f64,
     /// Seconds past expiry a key set is still served while the IdP is down.
     pub jwks_max_stale: f64,
@@ -78,7 +79,7 @@ impl VerifierConfig {
             max_token_bytes: 16384,
             cache_size: 10_000,
             jwks_ttl: 300.0,
-            jwks_cooldown: 30.0,
+            jwks_cooldown: 5.0,
             jwks_max_stale: 86400.0,
             http_timeout: 5.0,
             ca_bundle: None,

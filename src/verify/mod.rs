@@ -11,6 +11,12 @@
 //! | `verify_blocking` | `verify_uncached_blocking`   | blocks the calling thread  |
 //! | `verify_now`      | `verify_uncached_now`        | `Ok(None)`, nothing waits  |
 //!
+//! An unknown kid inside the refetch cooldown waits for the next allowed refetch, at most
+//! `MAX_KEY_WAIT` (5 s) from the first fetch it needed: awaited on the runtime by `verify`, and
+//! by `verify_blocking` only while fewer than `MAX_BLOCKING_WAITERS` (8) blocking callers of
+//! this verifier wait (the others are refused at once with `unknown_kid`), so forged kids cannot
+//! occupy a sync server's thread pool. A known kid never waits.
+//!
 //! A binding that must not block while holding an interpreter lock calls `lookup` (or `cached`)
 //! with the lock held, which is a pure cache probe, and on a miss hands the [`Uncached`] to one
 //! of the second column after releasing it, so the cache is not looked at twice.
@@ -31,7 +37,7 @@ use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
 use crate::http::Http;
-use crate::jwks::{self, JwksCache, Ticket};
+use crate::jwks::{self, JwksCache, Ticket, MAX_KEY_WAIT};
 
 pub use claims::{Claims, VerifiedClaims};
 pub use config::VerifierConfig;
@@ -42,7 +48,8 @@ use cache::{Entry, TokenCache};
 use jws::Parts;
 use policy::Policy;
 
-/// How many key fetches one verify may cause: one for an empty cache, one for an unknown kid.
+/// How many key fetches one verify may queue for: one for an empty cache, one for an unknown
+/// kid (made, or joined after waiting for the cooldown; never a second one).
 const MAX_FETCHES_PER_VERIFY: usize = 2;
 
 /// Verifies bearer JWTs offline against one issuer's key set. Share one per issuer: it holds
@@ -89,6 +96,15 @@ enum Step {
     Done(Claims),
     /// Keys must be fetched first; then check again.
     Fetch(Ticket),
+}
+
+/// How the caller of `fetching` waits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// A task on the runtime: waiting costs no thread.
+    Async,
+    /// A blocked thread: it waits for the cooldown only with one of the few waiter places.
+    Blocking,
 }
 
 fn now() -> u64 {
@@ -250,7 +266,9 @@ impl Verifier {
         // Known keys need no runtime: only a fetch goes through it.
         match self.check(&split, uncached.now)? {
             Step::Done(claims) => Ok(claims),
-            Step::Fetch(ticket) => crate::runtime::block_on(self.fetching(&split, ticket)),
+            Step::Fetch(ticket) => {
+                crate::runtime::block_on(self.fetching(&split, ticket, Waiting::Blocking))
+            }
         }
     }
 
@@ -258,13 +276,35 @@ impl Verifier {
         let split = self.split(uncached.token)?;
         match self.check(&split, uncached.now)? {
             Step::Done(claims) => Ok(claims),
-            Step::Fetch(ticket) => self.fetching(&split, ticket).await,
+            Step::Fetch(ticket) => self.fetching(&split, ticket, Waiting::Async).await,
         }
     }
 
-    /// Fetches keys and checks again, up to `MAX_FETCHES_PER_VERIFY` times.
-    async fn fetching(&self, split: &Split<'_>, mut ticket: Ticket) -> Result<Claims> {
+    /// Fetches keys and checks again, up to `MAX_FETCHES_PER_VERIFY` times, waiting for the
+    /// cooldown no later than `MAX_KEY_WAIT` after the first fetch was needed.
+    async fn fetching(
+        &self,
+        split: &Split<'_>,
+        mut ticket: Ticket,
+        waiting: Waiting,
+    ) -> Result<Claims> {
+        let deadline = crate::clock::instant() + MAX_KEY_WAIT;
+        let mut slot = None;
+        let mut refetched = false;
         for _ in 0..MAX_FETCHES_PER_VERIFY {
+            if ticket.for_unknown_kid() {
+                // The unknown-kid refetch this verify made or joined did not bring the kid, or
+                // the window opens too late: the kid is unknown, and waiting again would let
+                // one token spend several refetches.
+                if refetched || ticket.not_before().is_some_and(|at| at > deadline) {
+                    self.stats.unknown_kid_rejected.bump();
+                    return Err(unknown_kid());
+                }
+                refetched = true;
+            }
+            if ticket.not_before().is_some() && waiting == Waiting::Blocking && slot.is_none() {
+                slot = Some(self.jwks.blocking_waiter().ok_or_else(unknown_kid)?);
+            }
             self.jwks.fetch(ticket).await?;
             match self.check(split, now())? {
                 Step::Done(claims) => return Ok(claims),
@@ -272,10 +312,7 @@ impl Verifier {
             }
         }
         // Keys changed under us on every try: answer as a plain unknown kid.
-        Err(Error::invalid(
-            Code::UnknownKid,
-            "the token's kid is not in the key set",
-        ))
+        Err(unknown_kid())
     }
 
     /// The key, the signature and the policy; caches what passes.
@@ -324,4 +361,8 @@ impl Verifier {
         self.stats.verified.bump();
         Ok(Step::Done(claims))
     }
+}
+
+fn unknown_kid() -> Error {
+    Error::invalid(Code::UnknownKid, "the token's kid is not in the key set")
 }

@@ -1,5 +1,5 @@
 //! The figures `Verifier.stats()` reports. The key cache bumps the `jwks_*`, `stale_served`,
-//! `unknown_kid_rejected` and `refreshes_ahead` ones on the verifier's behalf.
+//! `unknown_kid_rejected`, `unknown_kid_waited` and `refreshes_ahead` ones on the verifier's behalf.
 
 crate::counters::counters! {
     /// Counters of one verifier and its key cache.
@@ -16,8 +16,11 @@ crate::counters::counters! {
         jwks_errors,
         /// Verifies served from a key set past its TTL (within `max_stale`).
         stale_served,
-        /// Unknown kids refused without a request because of the cooldown.
+        /// Unknown kids refused without a request: the next allowed refetch was more than 5 s
+        /// away, or (on the blocking path) enough callers were waiting for it already.
         unknown_kid_rejected,
+        /// Unknown kids that waited for the next allowed refetch (at most 5 s).
+        unknown_kid_waited,
         /// Background key-set refreshes started.
         refreshes_ahead,
     }

@@ -22,10 +22,20 @@ fn mint(key: &SigningKey, sub: &str) -> String {
 }
 
 fn verifier(server: &JwksServer) -> Verifier {
+    verifier_with(server, |_| {})
+}
+
+fn verifier_with(server: &JwksServer, settings: impl FnOnce(&mut VerifierConfig)) -> Verifier {
     let mut config = VerifierConfig::new(ISSUER);
     config.jwks_uri = Some(server.jwks_uri());
     config.http_timeout = 2.0;
+    settings(&mut config);
     Verifier::new(config).unwrap()
+}
+
+fn forged(key: &SigningKey, kid: &str) -> String {
+    key.sign(b"{}", Some(json!({ "kid": kid }).as_object().unwrap()))
+        .unwrap()
 }
 
 fn code(result: crate::Result<crate::verify::Claims>) -> Code {
@@ -67,21 +77,99 @@ fn every_key_type_verifies() {
 }
 
 #[test]
-fn unknown_kids_cost_one_fetch_per_cooldown() {
+fn with_a_cooldown_beyond_the_wait_bound_unknown_kids_are_refused_at_once() {
     let key = SigningKey::generate("ES256", Some("good".into())).unwrap();
     let server = JwksServer::start(&[&key]);
-    let v = verifier(&server);
+    let v = verifier_with(&server, |c| c.jwks_cooldown = 3600.0);
     v.verify_blocking(&mint(&key, "a")).unwrap();
     for i in 0..200 {
-        let forged = key
-            .sign(
-                b"{}",
-                Some(json!({"kid": format!("forged-{i}")}).as_object().unwrap()),
-            )
-            .unwrap();
+        let forged = forged(&key, &format!("forged-{i}"));
         assert_eq!(code(v.verify_blocking(&forged)), Code::UnknownKid);
     }
     assert_eq!(server.hits(), 2);
+    assert_eq!(v.stats().unknown_kid_rejected.get(), 200);
+    assert_eq!(v.stats().unknown_kid_waited.get(), 0);
+}
+
+#[test]
+fn a_rotation_inside_the_cooldown_waits_for_the_next_refetch() {
+    let old = SigningKey::generate("ES256", Some("old".into())).unwrap();
+    let new = SigningKey::generate("ES256", Some("new".into())).unwrap();
+    let server = JwksServer::start(&[&old]);
+    let v = verifier_with(&server, |c| c.jwks_cooldown = 0.5);
+    v.verify_blocking(&mint(&old, "a")).unwrap();
+    // A forged kid spends the refetch; the rotation right after it must not be refused.
+    assert_eq!(
+        code(v.verify_blocking(&forged(&old, "forged"))),
+        Code::UnknownKid
+    );
+    assert_eq!(server.hits(), 2);
+    server.publish(&[&old, &new]);
+    assert_eq!(v.verify_blocking(&mint(&new, "b")).unwrap()["sub"], "b");
+    assert_eq!(
+        server.hits(),
+        3,
+        "one refetch, when the cooldown allowed it"
+    );
+    assert_eq!(v.stats().unknown_kid_waited.get(), 1);
+    // A known kid asks nothing of anyone.
+    assert_eq!(v.verify_blocking(&mint(&old, "c")).unwrap()["sub"], "c");
+    assert_eq!(server.hits(), 3);
+}
+
+#[test]
+fn a_flood_of_waiting_unknown_kids_shares_one_refetch_per_cooldown() {
+    let key = SigningKey::generate("ES256", Some("good".into())).unwrap();
+    let server = JwksServer::start(&[&key]);
+    let v = verifier_with(&server, |c| c.jwks_cooldown = 0.5);
+    v.verify_blocking(&mint(&key, "a")).unwrap();
+    assert_eq!(
+        code(v.verify_blocking(&forged(&key, "first"))),
+        Code::UnknownKid
+    );
+    // 8 blocking callers (the most that may wait) inside the cooldown: all wait for the one
+    // refetch at its end, none makes its own.
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (v, barrier, key) = (&v, &barrier, &key);
+            s.spawn(move || {
+                barrier.wait();
+                let token = forged(key, &format!("forged-{i}"));
+                assert_eq!(code(v.verify_blocking(&token)), Code::UnknownKid);
+            });
+        }
+    });
+    assert!(server.hits() <= 4, "{} requests", server.hits());
+}
+
+#[test]
+fn blocking_callers_waiting_for_keys_are_bounded() {
+    let key = SigningKey::generate("ES256", Some("good".into())).unwrap();
+    let server = JwksServer::start(&[&key]);
+    // Long enough that 24 threads surely overlap in it, short enough for a test.
+    let v = verifier_with(&server, |c| c.jwks_cooldown = 2.0);
+    v.verify_blocking(&mint(&key, "a")).unwrap();
+    assert_eq!(
+        code(v.verify_blocking(&forged(&key, "first"))),
+        Code::UnknownKid
+    );
+    let barrier = std::sync::Barrier::new(24);
+    std::thread::scope(|s| {
+        for i in 0..24 {
+            let (v, barrier, key) = (&v, &barrier, &key);
+            s.spawn(move || {
+                let token = forged(key, &format!("forged-{i}"));
+                barrier.wait();
+                assert_eq!(code(v.verify_blocking(&token)), Code::UnknownKid);
+            });
+        }
+    });
+    let stats = v.stats();
+    let waited = stats.unknown_kid_waited.get();
+    assert!(waited <= 8, "{waited} blocking callers waited");
+    assert!(stats.unknown_kid_rejected.get() >= 16);
+    assert!(server.hits() <= 4);
 }
 
 #[test]
@@ -89,7 +177,8 @@ fn rotation_is_picked_up_and_outages_served_from_cache() {
     let old = SigningKey::generate("RS256", Some("old".into())).unwrap();
     let new = SigningKey::generate("RS256", Some("new".into())).unwrap();
     let server = JwksServer::start(&[&old]);
-    let v = verifier(&server);
+    // The old kid is refused at once after the refetch, not after the next one.
+    let v = verifier_with(&server, |c| c.jwks_cooldown = 3600.0);
     v.verify_blocking(&mint(&old, "a")).unwrap();
     server.publish(&[&new]);
     v.verify_blocking(&mint(&new, "b")).unwrap();

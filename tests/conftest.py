@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import tokenward as tw
+from _agent_venv import make_agent_venv
 from _helpers import MakeVerifier
 from tokenward.testing import DevIdP
 
@@ -37,3 +39,9 @@ def evil_idp() -> Iterator[DevIdP]:
     """A second, attacker-controlled issuer (for jku/x5u and cross-issuer tokens)."""
     with DevIdP(realm="evil") as idp:
         yield idp
+
+
+@pytest.fixture(scope="session")
+def agent_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Python of a virtualenv with tokenward and requests and nothing of FastAPI."""
+    return make_agent_venv(tmp_path_factory.mktemp("agent-venv") / "venv")

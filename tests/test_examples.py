@@ -71,9 +71,11 @@ def agent_env(realm: DevIdP, a_url: str) -> dict[str, str]:
     return env
 
 
-def run_agent(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_agent(
+    args: list[str], env: dict[str, str], python: str | Path = sys.executable
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / "agent.py"), *args],
+        [str(python), str(EXAMPLES / "agent.py"), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -94,6 +96,27 @@ def test_agent_reaches_both_services_as_itself(services: str, realm: DevIdP) -> 
     assert result["created"] == {"title": "run 1", "owner": a["uid"]}
     assert result["documents"] == [result["created"]]
     assert realm.hits["token"] == 1, "one token for all the agent's calls"
+
+
+def test_agent_runs_without_fastapi(
+    services: str, realm: DevIdP, agent_python: Path, tmp_path: Path
+) -> None:
+    """The agent in a virtualenv with tokenward and requests and nothing of FastAPI (the
+    services it calls run here), configured from the environment and from a SmartEM file."""
+    env = agent_env(realm, services)
+    done = run_agent([], env, agent_python)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["relay"]["service_a"]["azp"] == "example-agent"
+    config = tmp_path / "agent.env"
+    config.write_text(
+        f'KEYCLOAK_URL="{realm.base_url}"\nKEYCLOAK_REALM=dls\n'
+        f"KEYCLOAK_CLIENT_ID=example-agent\nKEYCLOAK_CLIENT_SECRET='{AGENT_SECRET}'\n"
+    )
+    env = {k: v for k, v in env.items() if not k.startswith(("KEYCLOAK_", "AGENT_"))}
+    done = run_agent(["--config", str(config)], env, agent_python)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"]["title"] == "run 1"
+    assert realm.hits["token"] == 2
 
 
 def test_agent_with_a_smartem_config_file(services: str, realm: DevIdP, tmp_path: Path) -> None:

@@ -73,6 +73,35 @@ pub struct TokenRequestFailure {
     pub description: String,
     /// Whether trying again later may succeed (network errors, 5xx, 429).
     pub retryable: bool,
+    /// How the request failed when no answer came (None when the endpoint answered).
+    pub transport: Option<Transport>,
+}
+
+/// How a request failed before any answer came: what a caller mapping failures onto its own
+/// exception classes (SmartEM's `requests.ConnectTimeout`, `ConnectionError`, `Timeout`) needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// No connection could be made (refused, reset, DNS, TLS).
+    Connect,
+    /// The connection was not made within the timeout.
+    ConnectTimeout,
+    /// Connected, but the answer did not come (or finish) within the timeout.
+    Timeout,
+    /// Connected, then the connection broke before the answer was complete.
+    Dropped,
+}
+
+impl Transport {
+    /// The name the Python API gives it (`TokenRequestError.transport`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Connect => "connect",
+            Transport::ConnectTimeout => "connect_timeout",
+            Transport::Timeout => "timeout",
+            Transport::Dropped => "dropped",
+        }
+    }
 }
 
 /// Messages never contain a token, a secret or key material: callers log them. New variants

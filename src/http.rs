@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, LOCATION};
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Transport};
 
 /// The default of `max_response_bytes`: 1 MiB, far above any real key set, discovery document
 /// or token response.
@@ -212,7 +212,9 @@ impl Http {
     fn build(&self) -> Result<reqwest::Client> {
         let mut builder = reqwest::Client::builder()
             .timeout(self.config.timeout)
-            .connect_timeout(self.config.timeout)
+            // A little under the whole: were both equal, the request's timeout would fire with
+            // the connector's and hide that it was the connect that hung (`transport`).
+            .connect_timeout(self.config.timeout.mul_f64(0.9))
             .user_agent(concat!("tokenward/", env!("CARGO_PKG_VERSION")))
             // Redirects are the callers' decision (see the module comment): `get` follows them
             // within one origin, the token POST never.
@@ -251,6 +253,17 @@ fn is_followed(status: reqwest::StatusCode) -> bool {
 
 /// What went wrong with a request, for a log line or an error message: short for the common
 /// cases, else reqwest's message with its causes (which name the URL, never headers or bodies).
+/// Which phase of a request failed, for a request that got no answer.
+pub(crate) fn transport(e: &reqwest::Error) -> Transport {
+    // reqwest marks a connect timeout as both: the timeout fired inside the connector.
+    match (e.is_connect(), e.is_timeout()) {
+        (true, true) => Transport::ConnectTimeout,
+        (true, false) => Transport::Connect,
+        (false, true) => Transport::Timeout,
+        (false, false) => Transport::Dropped,
+    }
+}
+
 pub(crate) fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()

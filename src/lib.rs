@@ -25,7 +25,7 @@ mod verify;
 mod testutil;
 
 pub use counters::Counter;
-pub use error::{Code, Error, Result, TokenRequestFailure};
+pub use error::{Code, Error, Result, TokenRequestFailure, Transport};
 pub use sign::SigningKey;
 pub use verify::{
     Claims, Lookup, Uncached, VerifiedClaims, Verifier, VerifierConfig, VerifierStats,

@@ -21,7 +21,9 @@ from tokenward.smartem import (
     KeycloakConfig,
     KeycloakConfigError,
     KeycloakConnectionError,
+    KeycloakConnectTimeout,
     KeycloakHTTPError,
+    KeycloakReadTimeout,
     KeycloakResponseError,
     KeycloakTimeout,
     KeycloakTokenError,
@@ -286,6 +288,7 @@ def test_a_refused_port_is_a_connection_error() -> None:
     assert isinstance(error, KeycloakConnectionError) and isinstance(error, KeycloakTokenError)
     assert not isinstance(error, (requests.HTTPError, requests.Timeout))
     assert error.status is None and error.response is None and error.retryable
+    assert error.token_error is not None and error.token_error.transport == "connect"
 
 
 def test_a_silent_server_is_a_timeout() -> None:
@@ -299,7 +302,29 @@ def test_a_silent_server_is_a_timeout() -> None:
             kc.get_token()
     error = info.value
     assert isinstance(error, KeycloakTimeout) and isinstance(error, KeycloakTokenError)
+    assert isinstance(error, (requests.ReadTimeout, KeycloakReadTimeout))
     assert not isinstance(error, (requests.HTTPError, requests.ConnectionError))
+    assert error.status is None and error.retryable
+
+
+def test_a_full_accept_queue_is_a_connect_timeout() -> None:
+    # A backlog of 0 holds one connection nobody accepts; the kernel then drops further SYNs,
+    # so the client's connect itself times out (SmartEM's client raised ConnectTimeout here).
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=2.0):
+            config = KeycloakConfig(f"http://127.0.0.1:{port}", "dls", "SmartEM_Agent", SECRET)
+            with (
+                KeycloakClient(config, timeout=0.3) as kc,
+                pytest.raises(requests.ConnectTimeout) as info,
+            ):
+                kc.get_token()
+    error = info.value
+    assert isinstance(error, KeycloakConnectTimeout) and isinstance(error, KeycloakTimeout)
+    assert isinstance(error, requests.ConnectionError) and isinstance(error, KeycloakTokenError)
+    assert error.token_error is not None and error.token_error.transport == "connect_timeout"
     assert error.status is None and error.retryable
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -573,3 +574,22 @@ def test_an_echoed_secret_is_cut_from_the_error(monkeypatch: pytest.MonkeyPatch)
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(("fault", "transport"), [("down", "dropped"), ("slow", "timeout")])
+def test_a_failure_without_an_answer_says_how_it_failed(
+    dev_idp: DevIdP, agent: str, fault: str, transport: str
+) -> None:
+    """`transport` lets a caller map failures onto its own classes (the SmartEM drop-in's
+    ConnectionError / ReadTimeout) without reading the message."""
+    client = make(dev_idp, timeout=0.3)
+    dev_idp.set_fault("token", fault)
+    try:
+        with pytest.raises(tw.TokenRequestError) as info:
+            client.get_token()
+    finally:
+        dev_idp.set_fault("token", None)
+    error = info.value
+    assert error.status is None and error.retryable
+    assert error.transport == transport
+    assert pickle.loads(pickle.dumps(error)).transport == transport

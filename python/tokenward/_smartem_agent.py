@@ -32,8 +32,10 @@ __all__ = [
     "CONFIG_KEYS",
     "KeycloakClient",
     "KeycloakConfig",
+    "KeycloakConnectTimeout",
     "KeycloakConnectionError",
     "KeycloakHTTPError",
+    "KeycloakReadTimeout",
     "KeycloakResponseError",
     "KeycloakTimeout",
     "KeycloakTokenError",
@@ -231,8 +233,16 @@ class KeycloakConnectionError(KeycloakTokenError, requests.ConnectionError):
 
 
 class KeycloakTimeout(KeycloakTokenError, requests.Timeout):
-    """Keycloak did not answer in time. Connect and read timeouts are not told apart by the
-    core, so this is a `requests.Timeout`, not a `ConnectTimeout`/`ReadTimeout`."""
+    """Keycloak did not answer in time; what is raised is one of the two below."""
+
+
+class KeycloakConnectTimeout(KeycloakTimeout, requests.ConnectTimeout):
+    """No connection to Keycloak within the timeout: a `requests.ConnectTimeout`, and so also a
+    `requests.ConnectionError`, as with SmartEM's client."""
+
+
+class KeycloakReadTimeout(KeycloakTimeout, requests.ReadTimeout):
+    """Connected, but Keycloak's answer did not come within the timeout."""
 
 
 class KeycloakResponseError(KeycloakTokenError, ValueError):
@@ -252,12 +262,6 @@ def _response(status: int, url: str) -> requests.Response:
     return response
 
 
-def _is_timeout(exc: TokenRequestError) -> bool:
-    # The core says "timed out" for a request that did (src/http.rs `describe`); it has no
-    # structured field for it. Anything else without an answer is a connection failure.
-    return "timed out" in str(exc)
-
-
 def keycloak_error(exc: TokenRequestError, token_url: str) -> KeycloakTokenError:
     """The `KeycloakTokenError` subclass for a failure of the core's token client."""
     message = f"Keycloak token fetch failed: {exc}"
@@ -270,8 +274,11 @@ def keycloak_error(exc: TokenRequestError, token_url: str) -> KeycloakTokenError
     if not exc.retryable:
         # Failed before anything was sent (e.g. an assertion that cannot be signed).
         return KeycloakTokenError(message, token_error=exc)
-    if _is_timeout(exc):
-        return KeycloakTimeout(message, token_error=exc)
+    if exc.transport == "connect_timeout":
+        return KeycloakConnectTimeout(message, token_error=exc)
+    if exc.transport == "timeout":
+        return KeycloakReadTimeout(message, token_error=exc)
+    # "connect", "dropped": no (complete) answer came.
     return KeycloakConnectionError(message, token_error=exc)
 
 

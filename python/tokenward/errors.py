@@ -44,7 +44,10 @@ class TokenRequestError(TokenwardError):
     """The token endpoint failed.
 
     `status` is the HTTP status (None when it never answered), `error` the OAuth2 error code
-    ("invalid_client", ...), `retryable` whether trying again later may help."""
+    ("invalid_client", ...), `retryable` whether trying again later may help, and `transport`,
+    when no answer came, how the request failed: "connect" (no connection could be made),
+    "connect_timeout", "timeout" (connected, no answer in time) or "dropped" (the connection
+    broke before the answer was complete)."""
 
     def __init__(
         self,
@@ -53,20 +56,31 @@ class TokenRequestError(TokenwardError):
         status: int | None = None,
         error: str | None = None,
         retryable: bool = False,
+        transport: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.retryable = retryable
+        self.transport = transport
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (_rebuild_token_request_error, (str(self), self.status, self.error, self.retryable))
+        return (
+            _rebuild_token_request_error,
+            (str(self), self.status, self.error, self.retryable, self.transport),
+        )
 
 
 def _rebuild_token_request_error(
-    message: str, status: int | None, error: str | None, retryable: bool
+    message: str,
+    status: int | None,
+    error: str | None,
+    retryable: bool,
+    transport: str | None = None,
 ) -> TokenRequestError:
-    return TokenRequestError(message, status=status, error=error, retryable=retryable)
+    return TokenRequestError(
+        message, status=status, error=error, retryable=retryable, transport=transport
+    )
 
 
 class ConfigError(TokenwardError, ValueError):

@@ -38,6 +38,7 @@ fn exception(py: Python<'_>, e: Error) -> PyResult<PyErr> {
             kwargs.set_item("status", failure.status)?;
             kwargs.set_item("error", failure.error)?;
             kwargs.set_item("retryable", failure.retryable)?;
+            kwargs.set_item("transport", failure.transport.map(|t| t.as_str()))?;
             py.get_type::<TokenRequestError>()
                 .call((message,), Some(&kwargs))?
         }

@@ -411,6 +411,7 @@ mod tests {
                         error: None,
                         description: "down".into(),
                         retryable: true,
+                        transport: None,
                     },
                     retry_after: None,
                 })

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::discovery::{Discovery, Member};
 use crate::error::{Error, TokenRequestFailure};
-use crate::http::{describe, BodyError, Http};
+use crate::http::{self, describe, BodyError, Http};
 
 use super::auth::{ClientAuth, Redactor};
 use super::retry;
@@ -46,6 +46,7 @@ impl Failed {
                 error,
                 description,
                 retryable,
+                transport: None,
             },
             retry_after: None,
         }
@@ -110,14 +111,15 @@ impl Endpoint {
     }
 
     /// Up to `max_attempts` requests, pausing with backoff between retryable failures, all within
-    /// `DEADLINE_TIMEOUTS` request timeouts.
+    /// `DEADLINE_TIMEOUTS` request timeouts. Every attempt gets the whole timeout (a retry that
+    /// would not fit is not made), so its failure says which phase ran out: a cut-short attempt
+    /// would call a hanging connect a plain timeout.
     pub(super) async fn request(&self, max_attempts: u32) -> Result<Issued, Failed> {
         let timeout = self.http.timeout();
         let deadline = crate::clock::instant() + timeout * retry::DEADLINE_TIMEOUTS;
         let mut attempt = 1;
         loop {
-            let remaining = deadline.saturating_duration_since(crate::clock::instant());
-            let result = self.attempt(timeout.min(remaining)).await;
+            let result = self.attempt(timeout).await;
             let failed = match result {
                 Ok(issued) => return Ok(issued),
                 Err(failed) => failed,
@@ -129,7 +131,7 @@ impl Endpoint {
                 Some(asked) => asked.max(retry::delay(attempt)),
                 None => retry::delay(attempt),
             };
-            if crate::clock::instant() + pause >= deadline {
+            if crate::clock::instant() + pause + timeout > deadline {
                 return Err(failed);
             }
             log::warn!(
@@ -240,7 +242,9 @@ impl Endpoint {
 
     fn transport(&self, url: &str, e: &reqwest::Error) -> Failed {
         let description = self.auth.redact(&format!("POST {url}: {}", describe(e)));
-        Failed::new(None, None, description, true)
+        let mut failed = Failed::new(None, None, description, true);
+        failed.failure.transport = Some(http::transport(e));
+        failed
     }
 }
 

@@ -181,6 +181,7 @@ ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := target/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
 
 $(ACTIONLINT):
+	@command -v go >/dev/null || { echo "go not found: actionlint is built with Go (1.25+)"; exit 1; }
 	GOBIN="$(CURDIR)/$(dir $@)" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 lint-workflows: $(ACTIONLINT)

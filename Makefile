@@ -28,8 +28,10 @@ test: test-rust test-python bench-smoke
 test-rust:
 	cargo test -q
 
+# The agent executable's test (marker agent_exe) needs `make agent-exe`'s build:
+# `make test-agent-exe` runs it, and .ci/run runs that target.
 test-python: dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not agent_exe"
 
 # Only the end-to-end suite against a real Keycloak (`make test` runs it too); README.md,
 # "End-to-end against Keycloak".
@@ -47,15 +49,16 @@ lint: dev
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
-	$(VENV)/bin/ruff check python tests
+	$(VENV)/bin/ruff check python tests scripts
 	$(PY) -m mypy --strict python/tokenward
 	$(PY) -m mypy.stubtest tokenward._native --allowlist .ci/stubtest-allowlist
+	$(MAKE) --no-print-directory lint-workflows
 
 fmt:
 	cargo fmt
 
 clean:
-	rm -rf target dist $(VENV)
+	rm -rf target dist $(VENV) $(WHEELS_VENV) $(AGENT_VENV)
 
 # ---- benchmarks (issue 6): benches/core.rs (criterion) and benches/python (the comparison) ----
 # Their own virtualenv with a release wheel: `make dev` installs a debug build into .venv, and
@@ -89,3 +92,100 @@ bench: bench-venv
 bench-smoke: bench-venv dev
 	cargo test -q --bench core
 	PYTHONPATH=$(CURDIR)/python $(BENCH_PY) benches/python/run.py --smoke --out target/bench-smoke
+
+# ---- release wheels, the core under Wine, the agent executable (issue 14) ----
+# README.md, "Install", says what each builds and checks, and what was measured. Set-up on a
+# fresh machine: the Rust target, Debian's mingw-w64 and wine64 (apt-get), and a virtualenv of
+# its own with maturin, Zig (the ziglang package), auditwheel and PyInstaller.
+WHEELS_VENV  := .venv-wheels
+WHEELS_PY    := $(WHEELS_VENV)/bin/python
+WHEELS_STAMP := $(WHEELS_VENV)/.wheels-deps-stamp
+WHEELS_DIR   := dist/wheels
+WIN_TARGET   := x86_64-pc-windows-gnu
+SUDO         := $(if $(filter 0,$(shell id -u)),,sudo)
+# The Pythons a wheel is installed into (pyenv's, else python3.X on PATH).
+WHEEL_TEST_PYTHONS ?= 3.10 3.12
+
+.PHONY: wheels wheels-deps wheel-linux wheel-windows check-wheels test-wheels test-windows \
+        agent-exe test-agent-exe lint-workflows
+
+$(WHEELS_STAMP): Makefile
+	rustup target add $(WIN_TARGET)
+	command -v x86_64-w64-mingw32-gcc >/dev/null && \
+	    { command -v wine64 >/dev/null || test -x /usr/lib/wine/wine64; } || \
+	    { $(SUDO) apt-get update -q && \
+	      DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q mingw-w64 wine64; }
+	test -x $(WHEELS_PY) || python3 -m venv $(WHEELS_VENV)
+	$(WHEELS_VENV)/bin/pip install -q --upgrade pip
+	$(WHEELS_VENV)/bin/pip install -q "maturin>=1.7,<2" "ziglang>=0.13,<0.16" "auditwheel>=6.1,<7"
+	touch $(WHEELS_STAMP)
+
+wheels-deps: $(WHEELS_STAMP)
+
+# Both release wheels, checked (scripts/release/check_wheels.py), then the Linux one installed
+# into fresh virtualenvs and the Python suite run against it.
+wheels: wheel-linux wheel-windows check-wheels test-wheels
+
+# manylinux2014 (glibc 2.17) through Zig's linker; --strip drops the symbol tables.
+wheel-linux: wheels-deps
+	rm -f $(WHEELS_DIR)/tokenward-*-manylinux*.whl
+	PATH="$(CURDIR)/$(WHEELS_VENV)/bin:$$PATH" $(WHEELS_VENV)/bin/maturin build --release --strip \
+	    --zig --compatibility manylinux2014 --target x86_64-unknown-linux-gnu -o $(WHEELS_DIR)
+
+# win_amd64 through mingw-w64; pyo3's generate-import-lib links python3.dll without a Windows
+# Python. Naming --features replaces pyproject's features = ["python"], so both are named.
+wheel-windows: wheels-deps
+	rm -f $(WHEELS_DIR)/tokenward-*-win_amd64.whl
+	$(WHEELS_VENV)/bin/maturin build --release --strip --target $(WIN_TARGET) \
+	    --features python,pyo3/generate-import-lib -o $(WHEELS_DIR)
+
+check-wheels: wheels-deps
+	$(WHEELS_PY) scripts/release/check_wheels.py $(WHEELS_DIR)
+
+test-wheels: wheels-deps
+	scripts/release/test_wheel.sh $(WHEELS_DIR) $(WHEEL_TEST_PYTHONS)
+
+# The core's own tests built for Windows and run under Wine, as cargo's runner
+# (scripts/wine/run; scripts/wine/setup.sh makes the prefix and the bcryptprimitives.dll shim).
+test-windows: wheels-deps
+	scripts/wine/setup.sh
+	CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$(CURDIR)/scripts/wine/run" \
+	    cargo test -q --target $(WIN_TARGET)
+
+# examples/agent.py as a one-file PyInstaller executable, built in a virtualenv of its own
+# from the manylinux2014 wheel (packaging/agent.spec; the same spec builds it on Windows).
+AGENT_VENV  := .venv-agent
+AGENT_STAMP := $(AGENT_VENV)/.agent-deps-stamp
+AGENT_EXE   := dist/agent/tokenward-agent
+
+$(AGENT_STAMP): Makefile
+	test -x $(AGENT_VENV)/bin/python || python3 -m venv $(AGENT_VENV)
+	$(AGENT_VENV)/bin/pip install -q --upgrade pip
+	$(AGENT_VENV)/bin/pip install -q "pyinstaller>=6.10,<7" "requests>=2.28" "fastapi>=0.100"
+	touch $(AGENT_STAMP)
+
+agent-exe: wheel-linux $(AGENT_STAMP)
+	$(AGENT_VENV)/bin/pip install -q --force-reinstall --no-deps $(WHEELS_DIR)/tokenward-*-manylinux*.whl
+	$(AGENT_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN \
+	    --distpath dist/agent --workpath target/pyinstaller packaging/agent.spec
+	$(AGENT_EXE) --help >/dev/null
+
+# The executable against the DevIdP and the example services (tests/agent_exe/).
+test-agent-exe: agent-exe dev
+	TOKENWARD_AGENT_EXE="$(CURDIR)/$(AGENT_EXE)" $(PY) -m pytest -q -m agent_exe
+
+# The release workflow (.github/workflows/release.yml), checked by actionlint from the Go module
+# proxy (built once into target/tools), with shellcheck (Debian's) on its run: scripts and on the
+# release scripts.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := target/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
+
+$(ACTIONLINT):
+	@command -v go >/dev/null || { echo "go not found: actionlint is built with Go (1.25+)"; exit 1; }
+	GOBIN="$(CURDIR)/$(dir $@)" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+lint-workflows: $(ACTIONLINT)
+	command -v shellcheck >/dev/null || { $(SUDO) apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q shellcheck; }
+	$(ACTIONLINT) -shellcheck "$$(command -v shellcheck)" .github/workflows/*.yml
+	shellcheck .ci/run scripts/wine/run scripts/wine/setup.sh scripts/release/test_wheel.sh

@@ -161,7 +161,7 @@ AGENT_EXE   := dist/agent/tokenward-agent
 $(AGENT_STAMP): Makefile
 	test -x $(AGENT_VENV)/bin/python || python3 -m venv $(AGENT_VENV)
 	$(AGENT_VENV)/bin/pip install -q --upgrade pip
-	$(AGENT_VENV)/bin/pip install -q "pyinstaller>=6.10,<7" "requests>=2.28" "fastapi>=0.100"
+	$(AGENT_VENV)/bin/pip install -q "pyinstaller>=6.10,<7" "requests>=2.28"
 	touch $(AGENT_STAMP)
 
 agent-exe: wheel-linux $(AGENT_STAMP)

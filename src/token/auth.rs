@@ -72,14 +72,14 @@ pub(super) const CLIENT_ASSERTION_TYPE: &str =
 /// Assertions are single-use proofs; a short life limits what a captured one is worth.
 pub(super) const ASSERTION_LIFETIME_SECS: u64 = 60;
 
-pub(super) enum Credentials {
+pub(crate) enum Credentials {
     SecretPost(Zeroizing<String>),
     SecretBasic(Zeroizing<String>),
     PrivateKeyJwt(SigningKey),
     SecretJwt(Zeroizing<String>),
 }
 
-pub(super) struct ClientAuth {
+pub(crate) struct ClientAuth {
     client_id: String,
     credentials: Credentials,
 }
@@ -103,7 +103,7 @@ pub(super) struct AuthParts {
 }
 
 impl ClientAuth {
-    pub(super) fn new(client_id: String, credentials: Credentials) -> Self {
+    pub(crate) fn new(client_id: String, credentials: Credentials) -> Self {
         ClientAuth {
             client_id,
             credentials,
@@ -185,7 +185,7 @@ impl ClientAuth {
 
     /// `text` with the client secret cut out, for messages built from what a server sent back
     /// (a misconfigured proxy or IdP may echo the request).
-    pub(super) fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         let secret = match &self.credentials {
             Credentials::SecretPost(s)
             | Credentials::SecretBasic(s)

@@ -28,7 +28,7 @@ pub(crate) struct Issued {
 
 /// A failed request, and how long the server asked us to wait.
 #[derive(Debug, Clone)]
-pub(super) struct Failed {
+pub(crate) struct Failed {
     pub failure: TokenRequestFailure,
     pub retry_after: Option<Duration>,
 }
@@ -259,7 +259,7 @@ fn short(text: &str) -> String {
 }
 
 /// Reads an answer of the token endpoint: the token and its `expires_in`, or the failure.
-pub(super) fn classify(
+pub(crate) fn classify(
     status: u16,
     body: &[u8],
 ) -> Result<(Zeroizing<String>, Option<f64>), Failed> {

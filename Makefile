@@ -144,5 +144,5 @@ fuzz: fuzz-build
 	        -max_total_time=$(FUZZ_SECONDS) $(FUZZ_LIMITS) \
 	        >$(FUZZ_OUT)/$$t.log 2>&1 \
 	        || { tail -40 $(FUZZ_OUT)/$$t.log; exit 1; }; \
-	    grep -E '^(stat::|#[0-9]+ +DONE)' $(FUZZ_OUT)/$$t.log; \
+	    grep -E '^(stat::|#[0-9]+[[:space:]]+DONE)' $(FUZZ_OUT)/$$t.log; \
 	done

@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 dev: venv
 	$(MATURIN) develop -q
 
-test: test-rust test-python bench-smoke
+test: test-rust test-python bench-smoke fuzz-smoke
 
 test-rust:
 	cargo test -q
@@ -189,3 +189,60 @@ lint-workflows: $(ACTIONLINT)
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q shellcheck; }
 	$(ACTIONLINT) -shellcheck "$$(command -v shellcheck)" .github/workflows/*.yml
 	shellcheck .ci/run scripts/wine/run scripts/wine/setup.sh scripts/release/test_wheel.sh
+
+# ---- fuzzing (issue 11, item 11): fuzz/ (cargo-fuzz, libFuzzer), docs/fuzzing.md ----
+# cargo-fuzz needs a nightly toolchain; both are installed here when absent (rustup and
+# crates.io are all a fresh machine needs). The targets are built without a sanitizer: the
+# crate has no `unsafe`, and what we look for (panics, failed properties, overflows, timeouts,
+# memory growth) needs none; it also keeps aws-lc-sys, a C build, out of ASan's way. The
+# release profile of fuzz/Cargo.toml keeps debug assertions and overflow checks on.
+# FUZZ_TOOLCHAIN can pin a dated nightly (nightly-YYYY-MM-DD) should a new one break the build.
+FUZZ_TOOLCHAIN ?= nightly
+FUZZ_SECONDS   ?= 600
+FUZZ_TARGETS   := jws jwks policy token_response redact
+FUZZ           := cargo +$(FUZZ_TOOLCHAIN) fuzz
+FUZZ_BUILD     := --fuzz-dir fuzz --sanitizer none
+# Bounded time and memory are part of every target's property: a slow input (-timeout, seconds)
+# or one that grows the process past -rss_limit_mb is a finding like a panic. -max_len is the
+# verifier's default max_token_bytes.
+FUZZ_LIMITS    := -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1
+FUZZ_OUT       := fuzz/target/runs
+
+.PHONY: fuzz-tools fuzz-build fuzz-smoke fuzz
+
+fuzz-tools:
+	rustup toolchain list | grep -q '^$(FUZZ_TOOLCHAIN)-$(shell rustc -vV | sed -n 's/^host: //p')' \
+	    || rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
+	cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+
+fuzz-build: fuzz-tools
+	$(FUZZ) build $(FUZZ_BUILD)
+
+# About a minute: each target runs its seeds (fuzz/corpus/<target>, read only), then mutates
+# for a few seconds from a fresh corpus. A finding fails the target; the input that failed is
+# in fuzz/artifacts/<target>/ (`$(FUZZ) run $(FUZZ_BUILD) <target> <file>` replays it).
+FUZZ_SMOKE_SECONDS ?= 8
+fuzz-smoke: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    rm -rf $(FUZZ_OUT)/smoke/$$t && mkdir -p $(FUZZ_OUT)/smoke/$$t || exit 1; \
+	    echo "fuzz-smoke: $$t ($(FUZZ_SMOKE_SECONDS) s)"; \
+	    $(FUZZ) run $(FUZZ_BUILD) $$t $(FUZZ_OUT)/smoke/$$t fuzz/corpus/$$t -- \
+	        -max_total_time=$(FUZZ_SMOKE_SECONDS) $(FUZZ_LIMITS) \
+	        >$(FUZZ_OUT)/smoke/$$t.log 2>&1 \
+	        || { tail -40 $(FUZZ_OUT)/smoke/$$t.log; exit 1; }; \
+	    grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' $(FUZZ_OUT)/smoke/$$t.log; \
+	done
+
+# The long runs (not in CI): FUZZ_SECONDS per target, one after another, one job each; the
+# corpus grows in fuzz/target/corpus/<target> (kept between runs, never committed), the log
+# of each run is $(FUZZ_OUT)/<target>.log. `make fuzz FUZZ_TARGETS=jws FUZZ_SECONDS=3600`.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p fuzz/target/corpus/$$t $(FUZZ_OUT) || exit 1; \
+	    echo "fuzz: $$t ($(FUZZ_SECONDS) s), log in $(FUZZ_OUT)/$$t.log"; \
+	    $(FUZZ) run $(FUZZ_BUILD) --jobs 1 $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- \
+	        -max_total_time=$(FUZZ_SECONDS) $(FUZZ_LIMITS) \
+	        >$(FUZZ_OUT)/$$t.log 2>&1 \
+	        || { tail -40 $(FUZZ_OUT)/$$t.log; exit 1; }; \
+	    grep -E '^(stat::|#[0-9]+[[:space:]]+DONE)' $(FUZZ_OUT)/$$t.log; \
+	done

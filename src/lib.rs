@@ -24,6 +24,12 @@ mod verify;
 #[cfg(test)]
 mod testutil;
 
+// The entry points of the fuzz targets in `fuzz/`; also compiled for `cargo test`, which runs
+// the seed corpus through them.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use counters::Counter;
 pub use error::{Code, Error, Result, TokenRequestFailure, Transport};
 pub use sign::SigningKey;

@@ -72,14 +72,14 @@ pub(super) const CLIENT_ASSERTION_TYPE: &str =
 /// Assertions are single-use proofs; a short life limits what a captured one is worth.
 pub(super) const ASSERTION_LIFETIME_SECS: u64 = 60;
 
-pub(super) enum Credentials {
+pub(crate) enum Credentials {
     SecretPost(Zeroizing<String>),
     SecretBasic(Zeroizing<String>),
     PrivateKeyJwt(SigningKey),
     SecretJwt(Zeroizing<String>),
 }
 
-pub(super) struct ClientAuth {
+pub(crate) struct ClientAuth {
     client_id: String,
     credentials: Credentials,
 }
@@ -103,7 +103,7 @@ pub(super) struct AuthParts {
 }
 
 impl ClientAuth {
-    pub(super) fn new(client_id: String, credentials: Credentials) -> Self {
+    pub(crate) fn new(client_id: String, credentials: Credentials) -> Self {
         ClientAuth {
             client_id,
             credentials,
@@ -185,7 +185,7 @@ impl ClientAuth {
 
     /// `text` with the client secret cut out, for messages not built from a request's answer
     /// (a transport error names the URL, never the body we sent).
-    pub(super) fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         self.redactor(None).redact(text)
     }
 
@@ -238,7 +238,7 @@ impl ClientAuth {
 /// Not only whole credentials: any run of [`WINDOW`] bytes that occurs in one is cut, so a
 /// credential the server itself truncated, or that a cut of ours would have split, leaves at
 /// most `WINDOW - 1` bytes of it behind. Credentials shorter than a window are cut whole.
-pub(super) struct Redactor {
+pub(crate) struct Redactor {
     /// Every `WINDOW`-byte run of the longer credentials, as integers, sorted.
     windows: Zeroizing<Vec<u64>>,
     /// The credentials shorter than a window.
@@ -284,8 +284,8 @@ impl Redactor {
     }
 
     /// Redacts nothing: for answers that were never given a credential (tests).
-    #[cfg(test)]
-    pub(super) fn none() -> Self {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn none() -> Self {
         Redactor::new(Vec::new())
     }
 
@@ -332,7 +332,7 @@ impl Redactor {
     /// `text` without any credential. Masking can join text around a mask into a credential's
     /// run again (a secret with "d]" in it), so it repeats until nothing is found, and gives up
     /// on the text altogether if that does not settle.
-    pub(super) fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for _ in 0..3 {
             match self.hits(&out) {

@@ -28,7 +28,7 @@ pub(crate) struct Issued {
 
 /// A failed request, and how long the server asked us to wait.
 #[derive(Debug, Clone)]
-pub(super) struct Failed {
+pub(crate) struct Failed {
     pub failure: TokenRequestFailure,
     pub retry_after: Option<Duration>,
 }
@@ -264,7 +264,7 @@ const MAX_REPEATED_CHARS: usize = 200;
 
 /// Reads an answer of the token endpoint: the token and its `expires_in`, or the failure. Every
 /// text taken from the answer passes `redactor` before it is cut or formatted.
-pub(super) fn classify(
+pub(crate) fn classify(
     status: u16,
     body: &[u8],
     redactor: &Redactor,

@@ -7,10 +7,10 @@
 //! - `retry`: backoff, jitter, Retry-After;
 //! - `cache`: the cached token, refresh-ahead, single-flight, backoff between calls.
 
-mod auth;
+pub(crate) mod auth;
 mod cache;
 mod config;
-mod endpoint;
+pub(crate) mod endpoint;
 mod retry;
 mod stats;
 

@@ -120,12 +120,12 @@ fn object(json: &[u8], what: &str) -> Result<Map<String, Value>> {
     }
 }
 
-pub(super) struct Header {
+pub(crate) struct Header {
     pub alg: Algorithm,
     pub kid: Option<String>,
 }
 
-pub(super) struct Parts<'a> {
+pub(crate) struct Parts<'a> {
     pub header: Header,
     /// `base64(header) "." base64(payload)`: the bytes the signature covers.
     pub signing_input: &'a str,
@@ -137,7 +137,7 @@ fn malformed(detail: &str) -> Error {
     Error::invalid(Code::Malformed, detail)
 }
 
-pub(super) fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
+pub(crate) fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'a>> {
     let mut dots = token.match_indices('.').map(|(i, _)| i);
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(malformed("a JWS has exactly three dot-separated parts"));
@@ -208,7 +208,7 @@ pub(super) fn split<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parts<'
     })
 }
 
-pub(super) fn decode_payload(payload: &str) -> Result<Map<String, Value>> {
+pub(crate) fn decode_payload(payload: &str) -> Result<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| malformed("the payload is not base64url"))?;

@@ -24,8 +24,8 @@
 mod cache;
 mod claims;
 mod config;
-mod jws;
-mod policy;
+pub(crate) mod jws;
+pub(crate) mod policy;
 mod stats;
 #[cfg(test)]
 mod tests;

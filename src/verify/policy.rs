@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use crate::error::{Code, Error, Result};
 
 #[derive(Debug, Clone)]
-pub(super) struct Policy {
+pub(crate) struct Policy {
     pub issuer: String,
     pub verify_issuer: bool,
     pub audience: Vec<String>,
@@ -31,7 +31,7 @@ fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>> {
 
 impl Policy {
     /// `now` in seconds since the epoch.
-    pub(super) fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<()> {
+    pub(crate) fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<()> {
         for name in &self.required_claims {
             if !claims.contains_key(name) {
                 return Err(Error::invalid(

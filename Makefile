@@ -180,9 +180,12 @@ test-agent-exe: agent-exe dev
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := target/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
 
+# Go from PATH, else where this kind of machine keeps it (a login shell's PATH may not be CI's).
+GO ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
+
 $(ACTIONLINT):
-	@command -v go >/dev/null || { echo "go not found: actionlint is built with Go (1.25+)"; exit 1; }
-	GOBIN="$(CURDIR)/$(dir $@)" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	@command -v $(GO) >/dev/null || { echo "go not found: actionlint is built with Go (1.25+)"; exit 1; }
+	GOBIN="$(CURDIR)/$(dir $@)" $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 lint-workflows: $(ACTIONLINT)
 	command -v shellcheck >/dev/null || { $(SUDO) apt-get update -q && \

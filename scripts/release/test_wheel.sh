@@ -22,13 +22,14 @@ deps=("pytest>=8" "pytest-asyncio>=0.23" "pytest-timeout" "fastapi>=0.100" "uvic
       "websockets>=12" "requests>=2.28" "httpx>=0.24" "mypy>=2.4,<3" "types-requests")
 
 find_python() {
-    local version="$1" pyenv_root candidate=""
+    local version="$1" pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}" candidate=""
+    # pyenv's versions even when pyenv itself is not on PATH (CI's PATH may lack its shims).
     if command -v pyenv >/dev/null; then
         pyenv_root="$(pyenv root)"
-        candidate="$(printf '%s\n' "$pyenv_root"/versions/"$version".*/bin/python3 \
-            | sort -V | tail -n 1)"
-        [[ -x "$candidate" ]] || candidate=""
     fi
+    candidate="$(printf '%s\n' "$pyenv_root"/versions/"$version".*/bin/python3 \
+        | sort -V | tail -n 1)"
+    [[ -x "$candidate" ]] || candidate=""
     [[ -n "$candidate" ]] || candidate="$(command -v "python$version" || true)"
     [[ -n "$candidate" ]] || { echo "test_wheel: no Python $version (pyenv or PATH)" >&2; exit 1; }
     echo "$candidate"

@@ -1,6 +1,5 @@
 """The examples: services A and B under uvicorn, driven by the agent script and by a user."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,37 +10,21 @@ from types import ModuleType
 
 import pytest
 import requests
+from _examples import EXAMPLES, example_environment, load_example
 from _uvicorn import serve
 from tokenward.testing import DevIdP
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TIMEOUT = 10
 AGENT_SECRET = "example-agent-secret"
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"tokenward_example_{name}", EXAMPLES / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(name, "tokenward_example")
 
 
 @pytest.fixture
 def realm(dev_idp: DevIdP, monkeypatch: pytest.MonkeyPatch) -> DevIdP:
-    monkeypatch.setenv("KEYCLOAK_URL", dev_idp.base_url)
-    monkeypatch.setenv("KEYCLOAK_REALM", "dls")
-    for name in (
-        "KEYCLOAK_VERIFY_ISS",
-        "KEYCLOAK_ALLOWED_AZP",
-        "KEYCLOAK_AUDIENCE",
-        "KEYCLOAK_JWKS_URL",
-        "TOKENWARD_ALLOWLIST_FILE",
-        "TOKENWARD_ROLE_CLIENTS",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    example_environment(dev_idp, monkeypatch)
     dev_idp.add_client("example-agent", secret=AGENT_SECRET, roles=["editor"])
     dev_idp.add_client("example-ui", secret="ui-secret")
     dev_idp.add_user("alice", password="pw", email="alice@example.org", roles=["viewer"])

@@ -12,7 +12,6 @@ backend is called, and the 401 is recovered by one retry with a fresh token.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,12 +21,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from _examples import example_environment, load_example
 from _uvicorn import serve
 from tokenward.testing import DevIdP
 
 pytestmark = pytest.mark.agent_exe
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AGENT_SECRET = "exe-agent-secret"
 
 
@@ -43,11 +42,7 @@ def agent_exe() -> Path:
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"tokenward_exe_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(name, "tokenward_exe")
 
 
 class RefuseFirstToken:
@@ -81,17 +76,7 @@ class RefuseFirstToken:
 
 @pytest.fixture
 def realm(dev_idp: DevIdP, monkeypatch: pytest.MonkeyPatch) -> DevIdP:
-    monkeypatch.setenv("KEYCLOAK_URL", dev_idp.base_url)
-    monkeypatch.setenv("KEYCLOAK_REALM", "dls")
-    for name in (
-        "KEYCLOAK_VERIFY_ISS",
-        "KEYCLOAK_ALLOWED_AZP",
-        "KEYCLOAK_AUDIENCE",
-        "KEYCLOAK_JWKS_URL",
-        "TOKENWARD_ALLOWLIST_FILE",
-        "TOKENWARD_ROLE_CLIENTS",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    example_environment(dev_idp, monkeypatch)
     dev_idp.add_client("exe-agent", secret=AGENT_SECRET, roles=["editor"])
     return dev_idp
 

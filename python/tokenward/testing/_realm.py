@@ -14,6 +14,7 @@ import binascii
 import hmac
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote_plus
 
+from ._groups import GROUPS_CLAIM_STYLES, Group, find_group, make_group
 from ._server import Request, Response
 
 logger = logging.getLogger("tokenward.testing")
@@ -64,6 +66,13 @@ def _invalid_client(basic: bool = False) -> OAuthError:
     )
 
 
+def _frozen_roles(roles: Mapping[str, Sequence[str]] | None) -> Mapping[str, tuple[str, ...]]:
+    for cid, names in (roles or {}).items():
+        if isinstance(names, str):
+            raise TypeError(f"the roles of client {cid!r} must be a sequence, not a string")
+    return MappingProxyType({cid: tuple(r) for cid, r in (roles or {}).items()})
+
+
 def _stable_uuid(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "tokenward-devidp:" + ":".join(parts)))
 
@@ -81,6 +90,14 @@ class Client:
     service_account_id: str = ""
     #: Public keys are registered for private_key_jwt (see `_client_auth`).
     has_keys: bool = False
+    #: Added to the `aud` of every token issued to this client (Keycloak's audience mapper,
+    #: "included client audience"), before "account".
+    audiences: tuple[str, ...] = ()
+    #: How user tokens of this client carry `groups` (see `_groups.GROUPS_CLAIM_STYLES`).
+    groups_claim: str | None = None
+    #: Client roles of the service account (its tokens' resource_access), e.g.
+    #: {"realm-management": ("view-users",)}.
+    service_client_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def confidential(self) -> bool:
@@ -101,6 +118,10 @@ class User:
     groups: tuple[str, ...] = ()
     client_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     user_id: str = ""
+    first_name: str | None = None
+    last_name: str | None = None
+    #: Milliseconds since the epoch, as Keycloak's createdTimestamp.
+    created_ms: int = 0
 
     def password_matches(self, password: str) -> bool:
         return hmac.compare_digest(self.password.encode(), password.encode())
@@ -141,6 +162,7 @@ class Directory:
         self._lock = threading.Lock()
         self._clients: dict[str, Client] = {}
         self._users: dict[str, User] = {}
+        self._groups: dict[str, Group] = {}
 
     def add_client(
         self,
@@ -150,9 +172,16 @@ class Directory:
         roles: Sequence[str] = (),
         extra_claims: Mapping[str, Any] | None = None,
         has_keys: bool = False,
+        audiences: Sequence[str] = (),
+        groups_claim: str | None = None,
+        service_client_roles: Mapping[str, Sequence[str]] | None = None,
     ) -> Client:
         if not client_id:
             raise ValueError("client_id must not be empty")
+        if groups_claim not in GROUPS_CLAIM_STYLES:
+            raise ValueError(f"groups_claim must be one of {GROUPS_CLAIM_STYLES}")
+        if isinstance(audiences, str):
+            raise TypeError("audiences must be a sequence of client ids, not a string")
         client = Client(
             client_id=client_id,
             secret=secret,
@@ -161,6 +190,9 @@ class Directory:
             extra_claims=MappingProxyType(dict(extra_claims or {})),
             service_account_id=_stable_uuid(self.realm, "service-account", client_id),
             has_keys=has_keys,
+            audiences=tuple(audiences),
+            groups_claim=groups_claim,
+            service_client_roles=_frozen_roles(service_client_roles),
         )
         with self._lock:
             self._clients[client_id] = client
@@ -174,6 +206,8 @@ class Directory:
         roles: Sequence[str] = (),
         groups: Sequence[str] = (),
         client_roles: Mapping[str, Sequence[str]] | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
     ) -> User:
         if not username:
             raise ValueError("username must not be empty")
@@ -183,14 +217,42 @@ class Directory:
             email=email,
             roles=tuple(roles),
             groups=tuple(groups),
-            client_roles=MappingProxyType(
-                {cid: tuple(r) for cid, r in (client_roles or {}).items()}
-            ),
+            client_roles=_frozen_roles(client_roles),
             user_id=_stable_uuid(self.realm, "user", username),
+            first_name=first_name,
+            last_name=last_name,
+            created_ms=int(time.time() * 1000),
         )
         with self._lock:
             self._users[username.lower()] = user  # Keycloak usernames are case-insensitive
         return user
+
+    def add_group(
+        self,
+        name: str,
+        realm_roles: Sequence[str] = (),
+        client_roles: Mapping[str, Sequence[str]] | None = None,
+    ) -> Group:
+        group = make_group(name, _stable_uuid(self.realm, "group", name), realm_roles, client_roles)
+        with self._lock:
+            self._groups[name] = group
+        return group
+
+    def groups(self) -> dict[str, Group]:
+        """The registered groups by name (a copy)."""
+        with self._lock:
+            return dict(self._groups)
+
+    def users(self) -> list[User]:
+        """Every user, in registration order."""
+        with self._lock:
+            return list(self._users.values())
+
+    def memberships(self, user: User) -> list[Group]:
+        """The registered groups `user` is a member of."""
+        groups = self.groups()
+        found = (find_group(groups, reference) for reference in user.groups)
+        return list(dict.fromkeys(g for g in found if g is not None))
 
     def client(self, client_id: str) -> Client | None:
         with self._lock:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ._groups import effective_roles, groups_claim
 from ._realm import (
     GRANT_TYPES,
     REFRESH_LIFETIME,
@@ -86,6 +87,17 @@ def mint_claims(
     return apply_overrides(claims, {"sub": sub, "azp": azp, **overrides})
 
 
+def token_audience(client: Client) -> str | list[str]:
+    """`aud` of a token issued to `client`: its mapped audiences, then "account" (a string when
+    there is only one, as Keycloak writes it)."""
+    audiences = list(dict.fromkeys((*client.audiences, "account")))
+    return audiences[0] if len(audiences) == 1 else audiences
+
+
+def _resource_access(roles: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    return {cid: {"roles": list(names)} for cid, names in roles.items()}
+
+
 def _scope(requested: str | None) -> str:
     wanted = (requested or "").split()
     scopes = ["openid"] if "openid" in wanted else []
@@ -145,9 +157,10 @@ class TokenEndpoint:
         )
         claims.update(
             {
+                "aud": token_audience(client),
                 "acr": "1",
                 "realm_access": {"roles": list(client.roles)},
-                "resource_access": {},
+                "resource_access": _resource_access(client.service_client_roles),
                 "scope": scope,
                 "email_verified": False,
                 "clientHost": peer,
@@ -182,7 +195,8 @@ class TokenEndpoint:
         scope = _scope(form.get("scope"))
         session = str(uuid.uuid4())
         lifetime = client.token_lifetime
-        access = self._user_access_claims(user, client, scope, session, lifetime)
+        groups = groups_claim(user.groups, self._directory.groups(), client.groups_claim)
+        access = self._user_access_claims(user, client, scope, session, lifetime, groups)
         access_token = self._signer.sign_claims(access)
         now = access["iat"]
 
@@ -199,7 +213,7 @@ class TokenEndpoint:
                 "sid": session,
                 "email_verified": user.email is not None,
                 "preferred_username": user.username,
-                "groups": list(user.groups),
+                "groups": groups,
             }
         )
         if user.email is not None:
@@ -218,22 +232,28 @@ class TokenEndpoint:
         }
 
     def _user_access_claims(
-        self, user: User, client: Client, scope: str, session: str, lifetime: int
+        self,
+        user: User,
+        client: Client,
+        scope: str,
+        session: str,
+        lifetime: int,
+        groups: list[str],
     ) -> dict[str, Any]:
         claims = base_claims(self._signer.issuer, user.user_id, client.client_id, lifetime)
+        roles = effective_roles(user.roles, user.client_roles, self._directory.memberships(user))
         claims.update(
             {
+                "aud": token_audience(client),
                 "session_state": session,
                 "acr": "1",
-                "realm_access": {"roles": list(user.roles)},
-                "resource_access": {
-                    cid: {"roles": list(roles)} for cid, roles in user.client_roles.items()
-                },
+                "realm_access": {"roles": list(roles.realm)},
+                "resource_access": _resource_access(roles.clients),
                 "scope": scope,
                 "sid": session,
                 "email_verified": user.email is not None,
                 "preferred_username": user.username,
-                "groups": list(user.groups),
+                "groups": groups,
             }
         )
         if user.email is not None:

@@ -5,6 +5,10 @@
         verifier = tokenward.Verifier(idp.issuer)   # discovery, JWKS over real HTTP
         idp.rotate_keys(); idp.set_fault("jwks", "down"); idp.hits["jwks"]
 
+It can also play a realm like Fred's: groups granting client roles (`add_group`), clients whose
+tokens carry an audience and full-path `groups` (`add_client(audiences=, groups_claim=)`),
+service accounts with `realm-management` roles, and a read-only Admin API (`admin_url`).
+
 Everything runs on 127.0.0.1 with a random port, in daemon threads; `close()` returns promptly,
 also while a "slow" request is pending.
 """
@@ -21,6 +25,7 @@ from urllib.parse import urlsplit
 
 from tokenward._native import SigningKey, issuer_paths, realm_issuer
 
+from ._admin_api import AdminApi
 from ._client_auth import ClientAssertionAuth
 from ._counters import EndpointCounter
 from ._faults import FaultBoard
@@ -80,6 +85,7 @@ class DevIdP:
         self._client_keys = ClientAssertionAuth(lambda: self.issuer)
         self._auth.assertion_verifier = self._client_keys
         self._token_endpoint = TokenEndpoint(self._directory, self._auth, self)
+        self._admin_api = AdminApi(self._directory, lambda: self.issuer, lambda: self.jwks_uri)
         self._server: DevServer | None = None
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
@@ -174,6 +180,17 @@ class DevIdP:
     def token_url(self) -> str:
         return self.issuer + _PATHS["token"]
 
+    @property
+    def admin_url(self) -> str:
+        """`<base>/admin/realms/<realm>`: the root of the Admin API (see `_admin_api`)."""
+        return self.base_url + self._admin_path
+
+    @property
+    def _admin_path(self) -> str:
+        realm_path = self._realm_path
+        base = realm_path[: realm_path.rfind("/realms/")]
+        return f"{base}/admin{realm_path[len(base):]}"
+
     # ---- keys ------------------------------------------------------------------------------
 
     @property
@@ -221,11 +238,22 @@ class DevIdP:
         *,
         jwks: Any = None,
         jwks_uri: str | None = None,
+        audiences: Sequence[str] = (),
+        groups_claim: str | None = None,
+        client_roles: Mapping[str, Sequence[str]] | None = None,
         **extra_claims: Any,
     ) -> None:
         """Register a client. With a secret or keys it is confidential and gets service-account
-        tokens (client_credentials); `roles` go to realm_access.roles and `extra_claims` are
-        added to (or, with None, removed from) its tokens.
+        tokens (client_credentials); without, it is public (no secret; the password grant
+        works, as Keycloak's direct access grants). `roles` (realm roles) and `client_roles`
+        (client id -> roles, e.g. {"realm-management": ["view-users"]}) are its service
+        account's, in realm_access / resource_access; `extra_claims` are added to (or, with
+        None, removed from) its service-account tokens.
+
+        `audiences` (client ids) go into the `aud` of every token issued to this client, user
+        tokens included, before "account": Keycloak's audience mapper ("included client
+        audience"). `groups_claim` is how its user tokens carry `groups`: "full_path"
+        ("/admins"), "name" ("admins"), or None (default): the names as given to `add_user`.
 
         A secret allows client_secret_post, client_secret_basic and client_secret_jwt. `jwks`
         (a JWKS or JWK dict, a list of JWKs, or a `SigningKey`; private members are dropped)
@@ -234,7 +262,15 @@ class DevIdP:
         self._client_keys.register(client_id, jwks, jwks_uri)
         has_keys = jwks is not None or jwks_uri is not None
         self._directory.add_client(
-            client_id, secret, token_lifetime, roles, extra_claims, has_keys=has_keys
+            client_id,
+            secret,
+            token_lifetime,
+            roles,
+            extra_claims,
+            has_keys=has_keys,
+            audiences=audiences,
+            groups_claim=groups_claim,
+            service_client_roles=client_roles,
         )
 
     def client_jwks_uri(self, client_id: str) -> str:
@@ -249,10 +285,29 @@ class DevIdP:
         roles: Sequence[str] = (),
         groups: Sequence[str] = (),
         client_roles: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
-        """Register a user for the password grant. `client_roles` maps client ids to role
-        lists (the token's resource_access)."""
-        self._directory.add_user(username, password, email, roles, groups, client_roles)
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+    ) -> str:
+        """Register a user for the password grant; returns the user's id (the tokens' `sub`).
+        `client_roles` maps client ids to role lists (the token's resource_access). `groups`
+        names the user's groups ("admins" or "/admins"): those registered with `add_group`
+        add their roles. `first_name`/`last_name` show in the Admin API."""
+        user = self._directory.add_user(
+            username, password, email, roles, groups, client_roles, first_name, last_name
+        )
+        return user.user_id
+
+    def add_group(
+        self,
+        name: str,
+        realm_roles: Sequence[str] = (),
+        client_roles: Mapping[str, Sequence[str]] | None = None,
+    ) -> str:
+        """Register a top-level group (path "/<name>") whose members get `realm_roles` and
+        `client_roles` (client id -> roles) in their tokens, like Keycloak's group role
+        mappings. Returns the group's id (as the Admin API shows it)."""
+        return self._directory.add_group(name, realm_roles, client_roles).group_id
 
     @property
     def client_assertion_verifier(self) -> ClientAssertionVerifier | None:
@@ -367,6 +422,8 @@ class DevIdP:
     def handle(self, request: Request) -> Response | None:
         """Answer one HTTP request (called by the server threads)."""
         endpoint = self._route(request.path)
+        if endpoint is None and request.path.startswith(self._admin_path + "/"):
+            return self._admin_api.handle(request, request.path[len(self._admin_path) :])
         if endpoint is None:
             keys = self._client_keys.serve(self._realm_path, request.path)
             if keys is not None:

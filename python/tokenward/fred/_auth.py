@@ -98,7 +98,9 @@ class FredSecurity:
     """One Fred service's authentication: its realm, client, `FRED_*` settings and whitelist.
 
     realm_url: `http(s)://host/realms/<realm>` (the issuer); client_id: the client whose
-    roles make `KeycloakUser.roles`, and the audience under `strict_audience`.
+    roles make `KeycloakUser.roles`, and the audience under `strict_audience`. roles_client:
+    take the roles from another client than `client_id` (a tokenward addition: a service
+    whose audience is its own client while users' roles sit on the front end's client).
     settings: `FredSettings.from_env()` by default. allowlist: None consults the module's
     whitelist (`tokenward.fred.set_whitelist_path`, `$TOKENWARD_ALLOWLIST_FILE`), a path or an
     `EmailAllowlist` that one, False none. verifier: for tests; by default one is made from the
@@ -113,10 +115,12 @@ class FredSecurity:
         settings: FredSettings | None = None,
         allowlist: EmailAllowlist | str | os.PathLike[str] | bool | None = None,
         verifier: Verifier | None = None,
+        roles_client: str | None = None,
     ) -> None:
         self.realm_url = str(realm_url).rstrip("/")
         self.base_url, self.realm = split_realm_url(self.realm_url)
         self.client_id = client_id
+        self.roles_client = roles_client or client_id
         self.enabled = bool(enabled)
         self.settings = settings if settings is not None else FredSettings.from_env()
         if allowlist is True:
@@ -191,7 +195,7 @@ class FredSecurity:
         if not isinstance(sub, str):
             logger.warning("[AUTH] JWT token missing or invalid 'sub' claim")
             raise _rejected("Invalid token claims")
-        user = User.from_claims(claims, token, (self.client_id,), realm_roles=False)
+        user = User.from_claims(claims, token, (self.roles_client,), realm_roles=False)
         made = KeycloakUser(
             uid=user.uid,
             username=user.username or "",
@@ -277,6 +281,7 @@ def initialize_user_security(
     app: Any = None,
     settings: FredSettings | None = None,
     allowlist: EmailAllowlist | str | os.PathLike[str] | bool | None = None,
+    roles_client: str | None = None,
 ) -> FredSecurity:
     """Configure authentication from Fred's `UserSecurity` (`enabled`, `realm_url`,
     `client_id`), reading the `FRED_*` variables now. Sets the process-wide settings; with
@@ -288,6 +293,7 @@ def initialize_user_security(
         enabled=config.enabled,
         settings=settings,
         allowlist=allowlist,
+        roles_client=roles_client,
     )
     security.log_initialized()
     _default = security

@@ -31,8 +31,10 @@ pub enum Code {
     WrongTokenType,
     /// A required claim is absent.
     MissingClaim,
-    /// A registered claim has the wrong type.
+    /// A registered claim has the wrong type, or `exp` is before `iat`.
     BadClaim,
+    /// `exp - iat` exceeds `max_lifetime`.
+    LifetimeTooLong,
 }
 
 impl Code {
@@ -52,6 +54,7 @@ impl Code {
             Code::WrongTokenType => "wrong_token_type",
             Code::MissingClaim => "missing_claim",
             Code::BadClaim => "bad_claim",
+            Code::LifetimeTooLong => "lifetime_too_long",
         }
     }
 }

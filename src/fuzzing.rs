@@ -138,6 +138,7 @@ fn policies() -> &'static [Policy] {
                 leeway: 60,
                 required_claims: strings(&["exp"]),
                 token_types: Some(strings(&["Bearer"])),
+                max_lifetime: None,
             },
             Policy {
                 issuer: "https://auth.example.org/realms/dls".into(),
@@ -147,6 +148,7 @@ fn policies() -> &'static [Policy] {
                 leeway: 0,
                 required_claims: Vec::new(),
                 token_types: None,
+                max_lifetime: None,
             },
             Policy {
                 issuer: "http://127.0.0.1:8080/realms/test".into(),
@@ -156,6 +158,7 @@ fn policies() -> &'static [Policy] {
                 leeway: 0,
                 required_claims: strings(&["exp", "sub", "iat"]),
                 token_types: Some(strings(&["Bearer", "DPoP"])),
+                max_lifetime: Some(300),
             },
         ]
     })

@@ -47,6 +47,7 @@ EXPECTED_TEXTS: dict[str, tuple[str, str]] = {
     "wrong_token_type": ("The token is not an access token", "Invalid token"),
     "missing_claim": ("The token lacks a required claim", "Invalid token"),
     "bad_claim": ("The token has an invalid claim", "Invalid token"),
+    "lifetime_too_long": ("The token lifetime exceeds the maximum permitted", "Invalid token"),
 }
 
 
@@ -66,6 +67,7 @@ def rejected_tokens(idp: DevIdP) -> dict[str, str]:
         "wrong_token_type": idp.mint(aud=AUD, typ="ID"),
         "missing_claim": idp.mint(aud=AUD, exp=None),
         "bad_claim": idp.mint(aud=AUD, exp="soon"),
+        "lifetime_too_long": idp.mint(aud=AUD, expires_in=7200),
     }
 
 
@@ -73,6 +75,7 @@ def rejected_tokens(idp: DevIdP) -> dict[str, str]:
 def strict_verifier(make_verifier: MakeVerifier) -> Any:
     return make_verifier(
         algorithms=["RS256"], audience=AUD, allowed_azp=["SmartEM_User"], max_token_bytes=4096,
+        max_lifetime=3600,
         jwks_cooldown=3600,  # an unknown kid is refused at once, not after the next refetch
     )
 

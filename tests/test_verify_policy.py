@@ -76,11 +76,13 @@ def test_expired_beyond_leeway_raises_expired_token(dev_idp: DevIdP, verifier: t
 
 
 def test_expired_within_leeway_is_accepted(dev_idp: DevIdP, verifier: tw.Verifier) -> None:
-    assert verifier.verify(dev_idp.mint(expires_in=-30))["sub"] == "u1"
+    now = int(time.time())
+    assert verifier.verify(dev_idp.mint(iat=now - 300, exp=now - 30))["sub"] == "u1"
 
 
 def test_leeway_setting(dev_idp: DevIdP, make_verifier: MakeVerifier) -> None:
-    token = dev_idp.mint(expires_in=-30)
+    now = int(time.time())
+    token = dev_idp.mint(iat=now - 300, exp=now - 30)
     assert make_verifier(leeway=120).verify(token)["sub"] == "u1"
     err = expect_invalid(make_verifier(leeway=0), token, "expired")
     assert isinstance(err, tw.ExpiredToken)
@@ -99,6 +101,43 @@ def test_nbf_or_iat_in_the_future_beyond_leeway_is_not_yet_valid(
 @pytest.mark.parametrize("claim", ["nbf", "iat"])
 def test_nbf_and_iat_must_be_numeric(dev_idp: DevIdP, verifier: tw.Verifier, claim: str) -> None:
     expect_invalid(verifier, dev_idp.mint(**{claim: str(int(time.time()))}), "bad_claim")
+
+
+def test_exp_before_iat_is_a_bad_claim_even_inside_the_leeway(
+    dev_idp: DevIdP, verifier: tw.Verifier
+) -> None:
+    now = int(time.time())
+    # Both within the 60 s leeway taken alone; together they are a contradiction.
+    expect_invalid(verifier, dev_idp.mint(iat=now + 30, exp=now + 10), "bad_claim")
+    assert verifier.verify(dev_idp.mint(iat=now + 10, exp=now + 10))["sub"] == "u1"
+
+
+def test_max_lifetime_refuses_a_token_issued_to_live_too_long(
+    dev_idp: DevIdP, make_verifier: MakeVerifier
+) -> None:
+    v = make_verifier(max_lifetime=3600)
+    now = int(time.time())
+    assert v.verify(dev_idp.mint(iat=now, exp=now + 3600))["sub"] == "u1"
+    expect_invalid(v, dev_idp.mint(iat=now, exp=now + 3601), "lifetime_too_long")
+    # Still valid now, but issued long ago for a long life: the ceiling is about exp - iat.
+    expect_invalid(v, dev_idp.mint(iat=now - 7000, exp=now + 100), "lifetime_too_long")
+    # No ceiling by default.
+    assert make_verifier().verify(dev_idp.mint(expires_in=86400 * 30))["sub"] == "u1"
+
+
+def test_max_lifetime_skips_a_token_without_iat_unless_iat_is_required(
+    dev_idp: DevIdP, make_verifier: MakeVerifier
+) -> None:
+    token = dev_idp.mint(iat=None, expires_in=7200)
+    assert make_verifier(max_lifetime=60).verify(token)["sub"] == "u1"
+    strict = make_verifier(max_lifetime=60, required_claims=("exp", "iat"))
+    expect_invalid(strict, token, "missing_claim")
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_max_lifetime_must_be_positive(make_verifier: MakeVerifier, value: int) -> None:
+    with pytest.raises(tw.ConfigError, match="max_lifetime"):
+        make_verifier(max_lifetime=value)
 
 
 # ---- sub and jti -------------------------------------------------------------------------------

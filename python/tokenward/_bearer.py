@@ -282,6 +282,7 @@ INVALID_TOKEN_TEXTS: Final[Mapping[str, tuple[str, str | None]]] = {
     "wrong_token_type": ("The token is not an access token", None),
     "missing_claim": ("The token lacks a required claim", None),
     "bad_claim": ("The token has an invalid claim", None),
+    "lifetime_too_long": ("The token lifetime exceeds the maximum permitted", None),
 }
 
 

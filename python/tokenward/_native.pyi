@@ -41,6 +41,7 @@ class _VerifierSettings(TypedDict, total=False):
     verify_issuer: bool
     required_claims: _Strings | None
     token_types: Sequence[str] | None
+    max_lifetime: int | None
     max_token_bytes: int
     cache_size: int
     jwks_ttl: float
@@ -66,6 +67,7 @@ class Verifier:
         verify_issuer: bool = True,
         required_claims: _Strings | None = None,
         token_types: Sequence[str] | None = ...,
+        max_lifetime: int | None = None,
         max_token_bytes: int = 16384,
         cache_size: int = 10000,
         jwks_ttl: float = 300.0,

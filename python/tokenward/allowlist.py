@@ -84,14 +84,16 @@ def _flag(name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}", setting=name)
 
 
-def parse_allowlist(text: str) -> frozenset[str]:
-    """The normalized entries of an allowlist file's text."""
+def parse_allowlist(text: str, *, inline_comments: bool = True) -> frozenset[str]:
+    """The normalized entries of an allowlist file's text. `inline_comments=False` is the
+    literal mode (`tokenward.fred`, as Fred parses): only whole-line comments are dropped, so
+    `a@x.com  # note` is one entry, which no email matches."""
     entries: set[str] = set()
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        match = _INLINE_COMMENT.search(line)
+        match = _INLINE_COMMENT.search(line) if inline_comments else None
         if match is not None:
             line = line[: match.start()]
         # The file's own layout (indentation, trailing blanks) is not part of an entry.
@@ -114,10 +116,15 @@ class EmailAllowlist:
     """An allowlist file (see the module docs). Safe to share between threads and requests."""
 
     def __init__(
-        self, path: str | os.PathLike[str] | None, *, require_verified_email: bool = False
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        require_verified_email: bool = False,
+        inline_comments: bool = True,
     ) -> None:
         self._path = os.fspath(path) if path is not None and os.fspath(path) != "" else None
         self.require_verified_email = bool(require_verified_email)
+        self.inline_comments = bool(inline_comments)
         self._state = _UNLOADED
         self._lock = threading.Lock()
 
@@ -200,7 +207,7 @@ class EmailAllowlist:
                 return self._state
             path = self._path
             assert path is not None
-            entries = self._load(path, signature)
+            entries = self._load(path, signature, self.inline_comments)
             previous = self._state
             state = _State(signature, entries)
             self._state = state
@@ -212,7 +219,7 @@ class EmailAllowlist:
         return state
 
     @staticmethod
-    def _load(path: str, signature: _Signature) -> frozenset[str] | None:
+    def _load(path: str, signature: _Signature, inline_comments: bool) -> frozenset[str] | None:
         if signature == ("absent",):
             logger.debug("Email allowlist %s does not exist", path)
             return None
@@ -235,5 +242,5 @@ class EmailAllowlist:
                 "Email allowlist %s cannot be read (%s); allowlist off", path, type(exc).__name__
             )
             return None
-        entries = parse_allowlist(text)
+        entries = parse_allowlist(text, inline_comments=inline_comments)
         return entries or None

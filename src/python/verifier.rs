@@ -61,6 +61,7 @@ fn apply(config: &mut VerifierConfig, name: &str, value: &Bound<'_, PyAny>) -> P
             }
         }
         "token_types" => config.token_types = value.extract()?,
+        "max_lifetime" => config.max_lifetime = value.extract()?,
         "max_token_bytes" => config.max_token_bytes = value.extract()?,
         "cache_size" => config.cache_size = value.extract()?,
         "jwks_ttl" => config.jwks_ttl = value.extract()?,
@@ -80,7 +81,7 @@ impl PyVerifier {
     #[pyo3(signature = (
         issuer, *, jwks_uri = None, audience = None, allowed_azp = None, algorithms = None,
         leeway = 60, verify_issuer = true, required_claims = None, token_types = Some(vec!["Bearer".to_string()]),
-        max_token_bytes = 16384, cache_size = 10_000, jwks_ttl = 300.0, jwks_cooldown = 5.0,
+        max_lifetime = None, max_token_bytes = 16384, cache_size = 10_000, jwks_ttl = 300.0, jwks_cooldown = 5.0,
         jwks_max_stale = 86400.0, http_timeout = 5.0, ca_bundle = None,
         max_response_bytes = 1_048_576
     ))]
@@ -95,6 +96,7 @@ impl PyVerifier {
         verify_issuer: bool,
         required_claims: Option<&Bound<'_, PyAny>>,
         token_types: Option<Vec<String>>,
+        max_lifetime: Option<i64>,
         max_token_bytes: i64,
         cache_size: i64,
         jwks_ttl: f64,
@@ -124,6 +126,7 @@ impl PyVerifier {
             config.required_claims = claims;
         }
         config.token_types = token_types;
+        config.max_lifetime = max_lifetime;
         config.max_token_bytes = max_token_bytes;
         config.cache_size = cache_size;
         config.jwks_ttl = jwks_ttl;

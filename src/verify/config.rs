@@ -44,6 +44,9 @@ pub struct VerifierConfig {
     pub required_claims: Vec<String>,
     /// Accepted `typ` values, when the token has one; None: any.
     pub token_types: Option<Vec<String>>,
+    /// Longest accepted `exp - iat`, in seconds; None: no ceiling. Tokens without `iat` are
+    /// not checked (require `iat` in `required_claims` to refuse them).
+    pub max_lifetime: Option<i64>,
     /// Longer tokens are refused unread.
     pub max_token_bytes: i64,
     /// Verified tokens remembered; 0: no cache.
@@ -76,6 +79,7 @@ impl VerifierConfig {
             verify_issuer: true,
             required_claims: vec!["exp".into()],
             token_types: Some(vec!["Bearer".into()]),
+            max_lifetime: None,
             max_token_bytes: 16384,
             cache_size: 10_000,
             jwks_ttl: 300.0,
@@ -151,6 +155,15 @@ impl VerifierConfig {
                 "must be greater than zero",
             ));
         }
+        let max_lifetime = match self.max_lifetime {
+            Some(v) if v <= 0 => {
+                return Err(Error::config(
+                    "max_lifetime",
+                    "must be a positive number of seconds, or None",
+                ))
+            }
+            v => v.map(|v| v as u64),
+        };
         let cache_size = non_negative("cache_size", self.cache_size)?;
         if self.audience.iter().any(|a| a.is_empty()) {
             return Err(Error::config("audience", "must not contain empty strings"));
@@ -170,6 +183,7 @@ impl VerifierConfig {
                 leeway,
                 required_claims: self.required_claims,
                 token_types: self.token_types,
+                max_lifetime,
             },
             algorithms,
             max_token_bytes: max_token_bytes as usize,

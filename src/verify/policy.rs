@@ -13,6 +13,8 @@ pub(crate) struct Policy {
     pub leeway: u64,
     pub required_claims: Vec<String>,
     pub token_types: Option<Vec<String>>,
+    /// Longest `exp - iat` accepted, in seconds; only checked when the token has an `iat`.
+    pub max_lifetime: Option<u64>,
 }
 
 fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>> {
@@ -69,6 +71,20 @@ impl Policy {
                 Code::NotYetValid,
                 "the token was issued in the future (iat)",
             ));
+        }
+        if let (Some(iat), Some(exp)) = (iat, exp) {
+            if exp < iat {
+                return Err(Error::invalid(
+                    Code::BadClaim,
+                    "the token expires before it was issued (exp < iat)",
+                ));
+            }
+            if self.max_lifetime.is_some_and(|max| exp - iat > max as f64) {
+                return Err(Error::invalid(
+                    Code::LifetimeTooLong,
+                    "the token's lifetime (exp - iat) exceeds max_lifetime",
+                ));
+            }
         }
         if self.verify_issuer && claims.get("iss").and_then(Value::as_str) != Some(&self.issuer) {
             return Err(Error::invalid(
@@ -129,6 +145,7 @@ mod tests {
             leeway: 60,
             required_claims: vec!["exp".into()],
             token_types: Some(vec!["Bearer".into()]),
+            max_lifetime: None,
         }
     }
 
@@ -154,8 +171,13 @@ mod tests {
     #[test]
     fn accepts_a_good_token_and_applies_leeway() {
         assert_eq!(code(good()), None);
-        assert_eq!(code(with("exp", json!(999_950))), None);
-        assert_eq!(code(with("exp", json!(999_940))), Some("expired"));
+        let early = |exp: u64| {
+            let mut c = with("exp", json!(exp));
+            c["iat"] = json!(999_000);
+            code(c)
+        };
+        assert_eq!(early(999_950), None);
+        assert_eq!(early(999_940), Some("expired"));
         assert_eq!(code(with("nbf", json!(1_000_060))), None);
         assert_eq!(code(with("nbf", json!(1_000_061))), Some("not_yet_valid"));
         assert_eq!(code(with("iat", json!(1_000_061))), Some("not_yet_valid"));
@@ -180,5 +202,28 @@ mod tests {
             code(with("typ", json!("Refresh"))),
             Some("wrong_token_type")
         );
+    }
+
+    #[test]
+    fn relates_exp_to_iat() {
+        // exp before iat is malformed whatever the ceiling (here none), even inside the leeway.
+        let mut inverted = with("iat", json!(1_000_030));
+        inverted["exp"] = json!(1_000_020);
+        assert_eq!(code(inverted), Some("bad_claim"));
+        let ceiling = |max: u64, claims: Value| {
+            let p = Policy {
+                max_lifetime: Some(max),
+                ..policy()
+            };
+            p.check(claims.as_object().unwrap(), 1_000_000)
+                .err()
+                .map(|e| e.code().unwrap().as_str())
+        };
+        // good(): exp - iat = 110 s.
+        assert_eq!(ceiling(110, good()), None);
+        assert_eq!(ceiling(109, good()), Some("lifetime_too_long"));
+        let mut no_iat = good();
+        no_iat.as_object_mut().unwrap().remove("iat");
+        assert_eq!(ceiling(1, no_iat), None);
     }
 }

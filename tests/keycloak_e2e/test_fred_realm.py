@@ -106,13 +106,6 @@ def test_admin_api_refuses_a_client_without_the_role(realm: Keycloak) -> None:
 
 # ---- the services flow: examples/fred/ (Agentic and Knowledge Flow) on uvicorn ---------------
 
-needs_fred_examples = pytest.mark.skipif(
-    not (FRED_EXAMPLES / "agentic.py").is_file()
-    or not (FRED_EXAMPLES / "knowledge_flow.py").is_file(),
-    reason="examples/fred/agentic.py and knowledge_flow.py (issue 13, item 5) are not here yet",
-)
-
-
 def load_fred_example(name: str) -> ModuleType:
     path = FRED_EXAMPLES / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"kc_fred_example_{name}", path)
@@ -142,7 +135,6 @@ def _get(url: str, token: str) -> httpx.Response:
     return httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT)
 
 
-@needs_fred_examples
 @pytest.mark.parametrize("username", [*sorted(MEMBERS), "dave"])
 def test_user_token_through_agentic_to_knowledge_flow(
     realm: Keycloak, fred_services: dict[str, str], username: str
@@ -159,7 +151,6 @@ def test_user_token_through_agentic_to_knowledge_flow(
     assert (seen_by_kf["uid"], seen_by_kf["roles"]) == (sub, expected_roles)
 
 
-@needs_fred_examples
 def test_knowledge_flow_refuses_a_token_without_its_audience(
     realm: Keycloak, fred_services: dict[str, str]
 ) -> None:
@@ -169,7 +160,6 @@ def test_knowledge_flow_refuses_a_token_without_its_audience(
     assert _get(kf_me, token).status_code == 401
 
 
-@needs_fred_examples
 def test_agentic_lists_users_with_its_service_account(
     realm: Keycloak, fred_services: dict[str, str]
 ) -> None:
@@ -178,3 +168,22 @@ def test_agentic_lists_users_with_its_service_account(
     listed = answer.json()
     usernames = [u["username"] if isinstance(u, dict) else u for u in listed]
     assert sorted(usernames) == sorted(USERS)
+
+
+def test_knowledge_flow_rbac_follows_the_users_group(
+    realm: Keycloak, fred_services: dict[str, str]
+) -> None:
+    from tokenward.fred import Action, Resource
+
+    documents = f"{fred_services['knowledge_flow']}/knowledge-flow/v1/documents"
+    assert _get(documents, password_grant(realm, "carol")).status_code == 200  # viewers read
+    refused = _get(documents, password_grant(realm, "dave"))  # no group, no role
+    assert refused.status_code == 403
+    read, docs = Action.READ.value, Resource.DOCUMENTS.value
+    assert refused.json()["detail"] == f"You are not allowed to {read} {docs}."
+    headers = {"Authorization": f"Bearer {password_grant(realm, 'carol')}"}
+    deleted = httpx.delete(f"{documents}/d2", headers=headers, timeout=HTTP_TIMEOUT)
+    assert deleted.status_code == 403  # viewers do not delete
+    headers = {"Authorization": f"Bearer {password_grant(realm, 'alice')}"}
+    deleted = httpx.delete(f"{documents}/d2", headers=headers, timeout=HTTP_TIMEOUT)
+    assert deleted.status_code == 204  # admins do

@@ -18,8 +18,10 @@ __all__ = [
     "SigningKey",
     "TokenClient",
     "Verifier",
+    "_LogThrottle",
     "__version__",
     "_advance_clock",
+    "_log_burst",
     "_reset_clock",
     "issuer_paths",
     "realm_issuer",
@@ -49,6 +51,7 @@ class _VerifierSettings(TypedDict, total=False):
     http_timeout: float
     ca_bundle: _Path | None
     max_response_bytes: int
+    report_only: _Strings | None
 
 class _VerifierHealth(TypedDict):
     """`Verifier.health()`: the key set's state, read without I/O."""
@@ -92,9 +95,11 @@ class Verifier:
         http_timeout: float = 5.0,
         ca_bundle: _Path | None = None,
         max_response_bytes: int = 1048576,
+        report_only: _Strings | None = None,
     ) -> Self:
         """`required_claims=None` means ("exp",); `token_types` defaults to ("Bearer",), and
-        None skips the `typ` check."""
+        None skips the `typ` check. `report_only`: "audience" and/or "issuer", checks whose
+        failures are accepted, counted and logged instead of refused (a rollout mode)."""
     @classmethod
     def from_env(cls, **overrides: Unpack[_VerifierSettings]) -> Self:
         """A verifier configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),
@@ -235,6 +240,20 @@ def _advance_clock(seconds: float) -> None:
 
 def _reset_clock() -> None:
     """Back to the real time (tests only)."""
+
+@final
+class _LogThrottle:
+    """At most one log line per `interval` seconds; `admit()` says how many were left out."""
+
+    def __new__(cls, interval: float = 10.0) -> Self: ...
+    def admit(self) -> int | None:
+        """The lines left out since the last one when a line may be written now, else None."""
+    @staticmethod
+    def suffix(suppressed: int) -> str:
+        """ " (N more like it since the last line)" for a count, "" for 0."""
+
+def _log_burst(level: str, count: int) -> None:
+    """`count` Rust log records at `level` on `tokenward.python.logging` (tests and benchmarks)."""
 
 def realm_issuer(url: str, realm: str) -> str:
     """The issuer URL of `realm` on the Keycloak at `url` (a trailing `/` on `url` is ignored)."""

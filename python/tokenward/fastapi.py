@@ -60,6 +60,7 @@ from ._bearer import (
     unauthorized,
     unavailable,
 )
+from ._native import _LogThrottle
 from ._readiness import health_of, readiness_endpoint, readiness_router, warm_lifespan
 from .allowlist import EmailAllowlist
 from .errors import TokenwardError
@@ -355,6 +356,7 @@ class Authenticator:
         self.realm = realm
         self.texts = texts
         self.logger = logger
+        self._outage_log = _LogThrottle()
         self.claims, self.user, self.app_dependency, self.forwarded = self._dependencies(
             scheme_name
         )
@@ -408,7 +410,12 @@ class Authenticator:
         """The status, detail and headers refusing a request with `exc` (from `identify`), in
         this authenticator's texts, realm and `Retry-After`; logged."""
         return refusal(
-            exc, self.texts, realm=self.realm, retry_after=self.retry_after, logger=self.logger
+            exc,
+            self.texts,
+            realm=self.realm,
+            retry_after=self.retry_after,
+            logger=self.logger,
+            outage_log=self._outage_log,
         )
 
     def _http_exception(self, exc: Refusable) -> HTTPException:

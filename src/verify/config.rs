@@ -10,6 +10,7 @@ use crate::http::{self, HttpConfig};
 use crate::jwks::{JwksPolicy, KeySetLocation};
 
 use super::policy::Policy;
+use super::report_only::ReportOnly;
 
 pub(crate) const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
@@ -61,6 +62,8 @@ pub struct VerifierConfig {
     pub ca_bundle: Option<PathBuf>,
     /// A key set or discovery document longer than this is refused while it is read.
     pub max_response_bytes: i64,
+    /// Checks reported instead of enforced ("audience", "issuer"); empty: all enforced.
+    pub report_only: Vec<String>,
 }
 
 impl VerifierConfig {
@@ -84,6 +87,7 @@ impl VerifierConfig {
             http_timeout: 5.0,
             ca_bundle: None,
             max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES as i64,
+            report_only: Vec::new(),
         }
     }
 
@@ -161,16 +165,18 @@ impl VerifierConfig {
                 "is empty, which would reject every token; pass None to allow any azp",
             ));
         }
+        let policy = Policy {
+            issuer: issuer.trim_end_matches('/').to_string(),
+            verify_issuer: self.verify_issuer,
+            audience: self.audience,
+            allowed_azp: self.allowed_azp,
+            leeway,
+            required_claims: self.required_claims,
+            token_types: self.token_types,
+        };
         Ok(Checked {
-            policy: Policy {
-                issuer: issuer.trim_end_matches('/').to_string(),
-                verify_issuer: self.verify_issuer,
-                audience: self.audience,
-                allowed_azp: self.allowed_azp,
-                leeway,
-                required_claims: self.required_claims,
-                token_types: self.token_types,
-            },
+            report_only: ReportOnly::new(&self.report_only, &policy)?,
+            policy,
             algorithms,
             max_token_bytes: max_token_bytes as usize,
             cache_size: cache_size as usize,
@@ -194,6 +200,7 @@ impl VerifierConfig {
 
 pub(super) struct Checked {
     pub policy: Policy,
+    pub report_only: Option<ReportOnly>,
     pub algorithms: Vec<Algorithm>,
     pub max_token_bytes: usize,
     pub cache_size: usize,

@@ -8,7 +8,7 @@ Exceptions are not defined here either: the extension raises the classes of `tok
 """
 
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeAlias, TypedDict, final
 
 from typing_extensions import Self, Unpack, disjoint_base
@@ -52,6 +52,8 @@ class _VerifierSettings(TypedDict, total=False):
     ca_bundle: _Path | None
     max_response_bytes: int
     report_only: _Strings | None
+    proxy: str | None
+    headers: Mapping[str, str] | None
 
 class _VerifierHealth(TypedDict):
     """`Verifier.health()`: the key set's state, read without I/O."""
@@ -96,6 +98,8 @@ class Verifier:
         ca_bundle: _Path | None = None,
         max_response_bytes: int = 1048576,
         report_only: _Strings | None = None,
+        proxy: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Self:
         """`required_claims=None` means ("exp",); `token_types` defaults to ("Bearer",), and
         None skips the `typ` check. `report_only`: "audience" and/or "issuer", checks whose
@@ -168,6 +172,8 @@ class _TokenClientSettings(TypedDict, total=False):
     signing_alg: str | None
     ca_bundle: _Path | None
     max_response_bytes: int
+    proxy: str | None
+    headers: Mapping[str, str] | None
 
 @disjoint_base
 class TokenClient:
@@ -192,6 +198,8 @@ class TokenClient:
         signing_alg: str | None = None,
         ca_bundle: _Path | None = None,
         max_response_bytes: int = 1048576,
+        proxy: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Self:
         """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
         "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM, or a JWK

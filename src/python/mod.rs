@@ -9,6 +9,7 @@ mod from_env;
 mod logging;
 mod signing;
 mod token_client;
+mod transport;
 mod verifier;
 
 use pyo3::prelude::*;

@@ -64,6 +64,10 @@ pub struct VerifierConfig {
     pub max_response_bytes: i64,
     /// Checks reported instead of enforced ("audience", "issuer"); empty: all enforced.
     pub report_only: Vec<String>,
+    /// An http(s) proxy for every request (None: `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`).
+    pub proxy: Option<String>,
+    /// Headers added to every request.
+    pub headers: Vec<(String, String)>,
 }
 
 impl VerifierConfig {
@@ -88,6 +92,8 @@ impl VerifierConfig {
             ca_bundle: None,
             max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES as i64,
             report_only: Vec::new(),
+            proxy: None,
+            headers: Vec::new(),
         }
     }
 
@@ -193,6 +199,8 @@ impl VerifierConfig {
                 timeout: seconds("http_timeout", self.http_timeout, 0.001)?,
                 ca_bundle: self.ca_bundle,
                 max_response_bytes: http::max_response_bytes(self.max_response_bytes)?,
+                proxy: self.proxy,
+                headers: self.headers,
             },
         })
     }

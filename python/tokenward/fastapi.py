@@ -10,6 +10,9 @@
     async def me(user: User = Depends(auth.user)) -> dict[str, str]:
         return {"uid": user.uid}
 
+Warm start and readiness probes: `warm_lifespan(auth)` as the app's `lifespan`, and
+`readiness_router(auth)` (GET /ready: 503 until the key set is held); see `tokenward._readiness`.
+
 Module-level dependencies (`get_claims`, `get_current_user`, `require_auth`,
 `forwarded_bearer`) use a default `Authenticator`, made from the environment on first use or
 set with `configure(...)`.

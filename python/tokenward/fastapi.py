@@ -10,6 +10,9 @@
     async def me(user: User = Depends(auth.user)) -> dict[str, str]:
         return {"uid": user.uid}
 
+Warm start and readiness probes: `warm_lifespan(auth)` as the app's `lifespan`, and
+`readiness_router(auth)` (GET /ready: 503 until the key set is held); see `tokenward._readiness`.
+
 Module-level dependencies (`get_claims`, `get_current_user`, `require_auth`,
 `forwarded_bearer`) use a default `Authenticator`, made from the environment on first use or
 set with `configure(...)`.
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import HTTPException, WebSocketException
 from fastapi.security import HTTPBearer
 from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
 
 from ._bearer import (
     REFUSED,
@@ -59,6 +63,8 @@ from ._bearer import (
     unauthorized,
     unavailable,
 )
+from ._native import _LogThrottle
+from ._readiness import health_of, readiness_endpoint, readiness_router, warm_lifespan
 from .allowlist import EmailAllowlist
 from .errors import TokenwardError
 from .forwarding import ForwardedBearer
@@ -76,10 +82,14 @@ __all__ = [
     "forwarded_bearer",
     "get_claims",
     "get_current_user",
+    "health_of",
     "parse_authorization",
+    "readiness_endpoint",
+    "readiness_router",
     "request_path",
     "require_auth",
     "route_path",
+    "warm_lifespan",
 ]
 
 logger = logging.getLogger("tokenward.fastapi")
@@ -349,6 +359,7 @@ class Authenticator:
         self.realm = realm
         self.texts = texts
         self.logger = logger
+        self._outage_log = _LogThrottle()
         self.claims, self.user, self.app_dependency, self.forwarded = self._dependencies(
             scheme_name
         )
@@ -377,6 +388,11 @@ class Authenticator:
         except TokenwardError as exc:
             raise NotConfigured(exc) from exc
 
+    async def readiness(self) -> JSONResponse:
+        """A readiness endpoint (`app.get("/ready")(auth.readiness)`): 200 with the verifier's
+        `health()` once its key set is held, else 503 with it. No I/O; exempt its path."""
+        return await readiness_endpoint(self)()
+
     # ---- the core --------------------------------------------------------------------------
 
     async def identify(self, header: str | None) -> Identity:
@@ -397,7 +413,12 @@ class Authenticator:
         """The status, detail and headers refusing a request with `exc` (from `identify`), in
         this authenticator's texts, realm and `Retry-After`; logged."""
         return refusal(
-            exc, self.texts, realm=self.realm, retry_after=self.retry_after, logger=self.logger
+            exc,
+            self.texts,
+            realm=self.realm,
+            retry_after=self.retry_after,
+            logger=self.logger,
+            outage_log=self._outage_log,
         )
 
     def _http_exception(self, exc: Refusable) -> HTTPException:

@@ -70,6 +70,9 @@ fn apply(config: &mut VerifierConfig, name: &str, value: &Bound<'_, PyAny>) -> P
         "http_timeout" => config.http_timeout = value.extract()?,
         "ca_bundle" => config.ca_bundle = value.extract()?,
         "max_response_bytes" => config.max_response_bytes = value.extract()?,
+        "report_only" => config.report_only = string_list(Some(value), name)?.unwrap_or_default(),
+        "proxy" => config.proxy = value.extract()?,
+        "headers" => config.headers = super::transport::headers(Some(value))?,
         other => return Err(from_env::unexpected("Verifier", other)),
     }
     Ok(())
@@ -83,7 +86,7 @@ impl PyVerifier {
         leeway = 60, verify_issuer = true, required_claims = None, token_types = Some(vec!["Bearer".to_string()]),
         max_lifetime = None, max_token_bytes = 16384, cache_size = 10_000, jwks_ttl = 300.0, jwks_cooldown = 5.0,
         jwks_max_stale = 86400.0, http_timeout = 5.0, ca_bundle = None,
-        max_response_bytes = 1_048_576
+        max_response_bytes = 1_048_576, report_only = None, proxy = None, headers = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -105,6 +108,9 @@ impl PyVerifier {
         http_timeout: f64,
         ca_bundle: Option<PathBuf>,
         max_response_bytes: i64,
+        report_only: Option<&Bound<'_, PyAny>>,
+        proxy: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let issuer = match issuer {
             // From `from_env`, which has applied every setting already.
@@ -135,6 +141,9 @@ impl PyVerifier {
         config.http_timeout = http_timeout;
         config.ca_bundle = ca_bundle;
         config.max_response_bytes = max_response_bytes;
+        config.report_only = string_list(report_only, "report_only")?.unwrap_or_default();
+        config.proxy = proxy;
+        config.headers = super::transport::headers(headers)?;
         Ok(PyVerifier {
             inner: Arc::new(Verifier::new(config)?),
         })
@@ -210,6 +219,31 @@ impl PyVerifier {
     fn refresh_keys(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.clone();
         Ok(py.detach(|| crate::runtime::block_on(inner.refresh_keys()))?)
+    }
+
+    /// The key set's state for readiness probes; no I/O.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.inner.health();
+        let out = PyDict::new(py);
+        out.set_item("ready", h.ready)?;
+        out.set_item("keys", h.keys)?;
+        out.set_item("key_set_age", h.age)?;
+        out.set_item("stale", h.stale)?;
+        out.set_item("last_error", h.last_error)?;
+        out.set_item("last_success", h.last_success)?;
+        Ok(out)
+    }
+
+    /// Fetches the key set now unless a usable one is held; raises KeySetUnavailable.
+    fn warm(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        Ok(py.detach(|| crate::runtime::block_on(inner.warm()))?)
+    }
+
+    /// An awaitable for `warm`, run on the shared runtime.
+    fn warm_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        future_into_py(py, async move { Ok(inner.warm().await?) })
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -23,5 +23,7 @@ crate::counters::counters! {
         unknown_kid_waited,
         /// Background key-set refreshes started.
         refreshes_ahead,
+        /// Tokens accepted that fail only a report-only check (audience, issuer).
+        report_only_accepted,
     }
 }

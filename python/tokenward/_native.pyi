@@ -21,6 +21,7 @@ __all__ = [
     "__version__",
     "_advance_clock",
     "_reset_clock",
+    "_review_jwks",
     "issuer_paths",
     "realm_issuer",
 ]
@@ -203,6 +204,10 @@ def _advance_clock(seconds: float) -> None:
 
 def _reset_clock() -> None:
     """Back to the real time (tests only)."""
+
+def _review_jwks(body: bytes) -> list[tuple[int, str | None, str | None]]:
+    """(index, kid, skip reason or None) for each key of a JWKS document, as the verifier sees
+    them; ValueError when the document itself is unusable."""
 
 def realm_issuer(url: str, realm: str) -> str:
     """The issuer URL of `realm` on the Keycloak at `url` (a trailing `/` on `url` is ignored)."""

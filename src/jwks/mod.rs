@@ -6,4 +6,4 @@ mod key;
 
 pub(crate) use cache::{JwksCache, JwksPolicy, Lookup, Ticket, MAX_KEY_WAIT};
 pub(crate) use fetch::KeySetLocation;
-pub use key::{parse_jwks, KeySet};
+pub use key::{parse_jwks, review_jwks, KeySet, KeyVerdict};

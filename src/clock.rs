@@ -39,6 +39,14 @@ pub(crate) fn unix_seconds() -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds since the Unix epoch with a fraction, moved forward by the test skew.
+pub(crate) fn unix_seconds_f64() -> f64 {
+    system_time()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Moves this process's clock forward (for tests of time-dependent behaviour).
 #[cfg_attr(
     not(feature = "python"),

@@ -51,6 +51,24 @@ class _VerifierSettings(TypedDict, total=False):
     ca_bundle: _Path | None
     max_response_bytes: int
 
+class _VerifierHealth(TypedDict):
+    """`Verifier.health()`: the key set's state, read without I/O."""
+
+    ready: bool
+    keys: int
+    key_set_age: float | None
+    stale: bool
+    last_error: str | None
+    last_success: float | None
+
+class _TokenClientHealth(TypedDict):
+    """`TokenClient.health()`: the cached token's state, read without I/O."""
+
+    ready: bool
+    expires_in: float | None
+    last_error: str | None
+    last_success: float | None
+
 @disjoint_base
 class Verifier:
     """Verifies bearer JWTs offline against an issuer's JWKS."""
@@ -93,6 +111,13 @@ class Verifier:
         """An awaitable for the full verify, key fetches included."""
     def refresh_keys(self) -> None:
         """Fetch the JWKS now (blocking); raises KeySetUnavailable when it cannot."""
+    def health(self) -> _VerifierHealth:
+        """The key set's state for readiness probes; no I/O. `ready`: a usable key set is held;
+        `stale`: it is past its freshness (refetches fail) and still served."""
+    def warm(self) -> None:
+        """Fetch the JWKS now (blocking) unless a usable one is held; raises KeySetUnavailable."""
+    def warm_async(self) -> Awaitable[None]:
+        """An awaitable for `warm`."""
     def stats(self) -> dict[str, int]: ...
 
 @final
@@ -195,6 +220,13 @@ class TokenClient:
         """An awaitable for `get_token`."""
     def invalidate(self, token: str | None = None) -> bool:
         """Drop the cached token; with `token`, only if it is still the cached one."""
+    def health(self) -> _TokenClientHealth:
+        """The cached token's state for readiness probes; no I/O. `ready`: a token valid now
+        is held."""
+    def warm(self) -> None:
+        """Get a token now (blocking) unless a valid one is held; raises TokenRequestError."""
+    def warm_async(self) -> Awaitable[None]:
+        """An awaitable for `warm`."""
     def stats(self) -> dict[str, int]:
         """token_requests, token_errors, cache_hits, refreshes_ahead, stale_served,
         invalidations."""

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import HTTPException, WebSocketException
 from fastapi.security import HTTPBearer
 from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
 
 from ._bearer import (
     REFUSED,
@@ -59,6 +60,7 @@ from ._bearer import (
     unauthorized,
     unavailable,
 )
+from ._readiness import health_of, readiness_endpoint, readiness_router, warm_lifespan
 from .allowlist import EmailAllowlist
 from .errors import TokenwardError
 from .forwarding import ForwardedBearer
@@ -76,10 +78,14 @@ __all__ = [
     "forwarded_bearer",
     "get_claims",
     "get_current_user",
+    "health_of",
     "parse_authorization",
+    "readiness_endpoint",
+    "readiness_router",
     "request_path",
     "require_auth",
     "route_path",
+    "warm_lifespan",
 ]
 
 logger = logging.getLogger("tokenward.fastapi")
@@ -376,6 +382,11 @@ class Authenticator:
             return self._verifier_once.get()
         except TokenwardError as exc:
             raise NotConfigured(exc) from exc
+
+    async def readiness(self) -> JSONResponse:
+        """A readiness endpoint (`app.get("/ready")(auth.readiness)`): 200 with the verifier's
+        `health()` once its key set is held, else 503 with it. No I/O; exempt its path."""
+        return await readiness_endpoint(self)()
 
     # ---- the core --------------------------------------------------------------------------
 

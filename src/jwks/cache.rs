@@ -74,6 +74,27 @@ struct Control {
     retry_after: Option<Instant>,
     /// Failed fetches in a row, for the backoff.
     failures: u32,
+    /// Why the last fetch failed; None once one succeeds.
+    last_error: Option<String>,
+    /// When the last fetch succeeded (Unix seconds).
+    last_success: Option<f64>,
+}
+
+/// The state of a key cache, for `Verifier::health` (no I/O, one lock taken briefly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySetHealth {
+    /// A non-empty key set within `max_stale` of its freshness is held.
+    pub ready: bool,
+    /// Keys in the set held (0 with none).
+    pub keys: usize,
+    /// Seconds since the set held was fetched.
+    pub age: Option<f64>,
+    /// The set held is past its freshness (its refetch has not succeeded) and still served.
+    pub stale: bool,
+    /// Why the last fetch failed; None once one succeeds. Names URLs, never credentials.
+    pub last_error: Option<String>,
+    /// When the last fetch succeeded (Unix seconds).
+    pub last_success: Option<f64>,
 }
 
 fn failed_fetch_backoff(failures: u32) -> Duration {
@@ -195,6 +216,32 @@ impl JwksCache {
             self.refresh_ahead(now);
         }
         snap.keys.get(kid).map(|k| k.fingerprint)
+    }
+
+    pub(crate) fn health(&self) -> KeySetHealth {
+        let now = crate::clock::instant();
+        let (last_error, last_success) = {
+            let control = self.control.lock();
+            (control.last_error.clone(), control.last_success)
+        };
+        let guard = self.snapshot.load();
+        let held = guard.as_ref().map(|snap| {
+            let age = now.saturating_duration_since(snap.fetched_at);
+            let usable = !snap.keys.is_empty() && age <= snap.ttl + self.policy.max_stale;
+            (snap.keys.len(), age, usable, usable && age > snap.ttl)
+        });
+        let (keys, age, ready, stale) = match held {
+            Some((keys, age, usable, stale)) => (keys, Some(age.as_secs_f64()), usable, stale),
+            None => (0, None, false, false),
+        };
+        KeySetHealth {
+            ready,
+            keys,
+            age,
+            stale,
+            last_error,
+            last_success,
+        }
     }
 
     pub(crate) fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
@@ -327,6 +374,8 @@ impl JwksCache {
                 })));
                 control.retry_after = None;
                 control.failures = 0;
+                control.last_success = Some(crate::clock::unix_seconds_f64());
+                control.last_error = empty.then(|| "the JWKS holds no usable key".to_string());
                 if empty {
                     Err("the JWKS holds no usable key".to_string())
                 } else {
@@ -343,6 +392,7 @@ impl JwksCache {
                 control.failures = control.failures.saturating_add(1);
                 let backoff = failed_fetch_backoff(control.failures).min(self.policy.cooldown);
                 control.retry_after = Some(now + backoff);
+                control.last_error = Some(message.clone());
                 let usable = previous.is_some_and(|p| {
                     !p.keys.is_empty()
                         && now.saturating_duration_since(p.fetched_at)

@@ -232,6 +232,35 @@ impl PyTokenClient {
         self.inner.invalidate(token)
     }
 
+    /// The cached token's state for readiness probes; no I/O.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.inner.health();
+        let out = PyDict::new(py);
+        out.set_item("ready", h.ready)?;
+        out.set_item("expires_in", h.expires_in)?;
+        out.set_item("last_error", h.last_error)?;
+        out.set_item("last_success", h.last_success)?;
+        Ok(out)
+    }
+
+    /// Gets a token now unless a valid one is held; raises TokenRequestError.
+    fn warm(&self, py: Python<'_>) -> PyResult<()> {
+        if self.inner.health().ready {
+            return Ok(());
+        }
+        py.detach(|| self.inner.get_token_blocking())?;
+        Ok(())
+    }
+
+    /// An awaitable for `warm`, run on the shared runtime.
+    fn warm_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        future_into_py(py, async move {
+            inner.get_token().await?;
+            Ok(())
+        })
+    }
+
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         for (name, value) in self.inner.stats().snapshot() {

@@ -209,6 +209,31 @@ impl PyVerifier {
         Ok(py.detach(|| crate::runtime::block_on(inner.refresh_keys()))?)
     }
 
+    /// The key set's state for readiness probes; no I/O.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.inner.health();
+        let out = PyDict::new(py);
+        out.set_item("ready", h.ready)?;
+        out.set_item("keys", h.keys)?;
+        out.set_item("key_set_age", h.age)?;
+        out.set_item("stale", h.stale)?;
+        out.set_item("last_error", h.last_error)?;
+        out.set_item("last_success", h.last_success)?;
+        Ok(out)
+    }
+
+    /// Fetches the key set now unless a usable one is held; raises KeySetUnavailable.
+    fn warm(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        Ok(py.detach(|| crate::runtime::block_on(inner.warm()))?)
+    }
+
+    /// An awaitable for `warm`, run on the shared runtime.
+    fn warm_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        future_into_py(py, async move { Ok(inner.warm().await?) })
+    }
+
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         for (name, value) in self.inner.stats().snapshot() {

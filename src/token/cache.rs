@@ -150,6 +150,19 @@ struct Backoff {
     last_error: Option<Error>,
 }
 
+/// The state of a token cache, for `TokenClient::health` (no I/O).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenHealth {
+    /// A token valid now is held.
+    pub ready: bool,
+    /// Seconds until the held token expires (None with none held; 0 once expired).
+    pub expires_in: Option<f64>,
+    /// Why the last token request failed; None once one succeeds. Never the credential.
+    pub last_error: Option<String>,
+    /// When the last token request succeeded (Unix seconds).
+    pub last_success: Option<f64>,
+}
+
 /// A look at the cache that found no usable token; spent by [`TokenCache::fetch`].
 #[must_use = "a miss is spent by fetching"]
 #[derive(Debug)]
@@ -165,6 +178,8 @@ pub(super) struct TokenCache<S> {
     flight: SingleFlight,
     outcome: Mutex<Option<Result<Arc<Token>, Error>>>,
     backoff: Mutex<Backoff>,
+    /// When the last request succeeded (Unix seconds), for `health`.
+    last_success: Mutex<Option<f64>>,
     stats: Arc<TokenStats>,
 }
 
@@ -177,6 +192,7 @@ impl<S: Source> TokenCache<S> {
             flight: SingleFlight::new(),
             outcome: Mutex::new(None),
             backoff: Mutex::new(Backoff::default()),
+            last_success: Mutex::new(None),
             stats,
         }
     }
@@ -209,6 +225,22 @@ impl<S: Source> TokenCache<S> {
             return Ok(token);
         }
         Err(miss)
+    }
+
+    pub(super) fn health(&self) -> TokenHealth {
+        let now = crate::clock::instant();
+        let current = self.current.load();
+        TokenHealth {
+            ready: current.as_ref().is_some_and(|t| t.valid(now)),
+            expires_in: current.as_ref().map(|t| t.remaining(now).as_secs_f64()),
+            last_error: self
+                .backoff
+                .lock()
+                .last_error
+                .as_ref()
+                .map(|e| e.to_string()),
+            last_success: *self.last_success.lock(),
+        }
     }
 
     fn backing_off(&self, now: Instant) -> bool {
@@ -276,6 +308,7 @@ impl<S: Source> TokenCache<S> {
                 let token = Arc::new(token);
                 self.current.store(Some(token.clone()));
                 *self.backoff.lock() = Backoff::default();
+                *self.last_success.lock() = Some(crate::clock::unix_seconds_f64());
                 Ok(token)
             }
             Err(failed) => {

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::http::Http;
 
 pub use auth::AuthMethod;
-pub use cache::{Miss, Token};
+pub use cache::{Miss, Token, TokenHealth};
 pub use config::TokenClientConfig;
 pub use stats::TokenStats;
 
@@ -134,6 +134,11 @@ impl TokenClient {
     /// This client's counters.
     pub fn stats(&self) -> &TokenStats {
         &self.stats
+    }
+
+    /// The state of the cached token, for readiness probes: no I/O.
+    pub fn health(&self) -> TokenHealth {
+        self.cache.health()
     }
 
     /// A token usable now without any network wait, or None. A pure cache probe (it may start

@@ -144,6 +144,20 @@ impl Verifier {
         &self.stats
     }
 
+    /// The state of the key set, for readiness probes: no I/O.
+    pub fn health(&self) -> jwks::KeySetHealth {
+        self.jwks.health()
+    }
+
+    /// Fetches the key set unless a usable one is held (start-up, before traffic): with the
+    /// timeout, and fails with `KeySetUnavailable` when no usable key set can be had.
+    pub async fn warm(&self) -> Result<()> {
+        if self.jwks.health().ready {
+            return Ok(());
+        }
+        self.jwks.refresh().await
+    }
+
     /// The size check and the verified-token cache alone: `Hit` for a cached token that still
     /// passes the policy, `Miss` otherwise, `Err` for a token too large or a cached token that
     /// no longer passes (it has expired). No signature check, no lock held for long, no I/O:

@@ -181,7 +181,7 @@ class TokenwardCollector(Collector):
     @staticmethod
     def _add_verifier(f: dict[str, _Family], verifier: Verifier) -> None:
         stats = verifier.stats()
-        health: dict[str, Any] = verifier.health()
+        health = verifier.health()
         issuer = verifier.issuer
         fetches, errors = stats["jwks_fetches"], stats["jwks_errors"]
         f["fetches"].add_metric([issuer, "ok"], fetches - errors)
@@ -205,7 +205,7 @@ class TokenwardCollector(Collector):
     @staticmethod
     def _add_token_client(f: dict[str, _Family], client: TokenClient) -> None:
         stats = client.stats()
-        health: dict[str, Any] = client.health()
+        health = client.health()
         cid = client.client_id
         requests, errors = stats["token_requests"], stats["token_errors"]
         f["requests"].add_metric([cid, "ok"], requests - errors)

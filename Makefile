@@ -87,6 +87,7 @@ bench: bench-venv
 	$(BENCH_VENV)/bin/pip install -q --force-reinstall --no-deps $(BENCH_WHEELS)/tokenward-*.whl
 	cargo bench --bench core
 	$(BENCH_PY) benches/python/run.py --out bench-results
+	$(BENCH_PY) benches/python/scale.py --out bench-results
 
 # Every bench once, briefly, so CI keeps them working (figures from it mean nothing): the Rust
 # benches run once each in the test profile, the comparison against `make dev`'s debug build.

@@ -94,6 +94,8 @@ bench: bench-venv
 bench-smoke: bench-venv dev
 	cargo test -q --bench core
 	PYTHONPATH=$(CURDIR)/python $(BENCH_PY) benches/python/run.py --smoke --out target/bench-smoke
+	PYTHONPATH=$(CURDIR)/python $(BENCH_PY) benches/python/scale.py --flood 20000 --jwks-keys 100 \
+	    --out target/bench-smoke
 
 # ---- release wheels, the core under Wine, the agent executable (issue 14) ----
 # README.md, "Install", says what each builds and checks, and what was measured. Set-up on a

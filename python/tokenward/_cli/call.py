@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     token = _token(args)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    answer = http_request(args.url, method=args.method.upper(), headers=headers)
+    answer = http_request(
+        args.url, method=args.method.upper(), headers=headers, ca_bundle=args.ca_bundle
+    )
     challenge = next(
         (v for k, v in answer.headers.items() if k.lower() == "www-authenticate"), None
     )

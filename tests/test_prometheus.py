@@ -120,3 +120,10 @@ def test_registering_twice_in_one_registry_is_refused(dev_idp: DevIdP) -> None:
     register(verifier=verifier, registry=registry)
     with pytest.raises(ValueError, match="Duplicated"):
         register(verifier=verifier, registry=registry)
+
+
+def test_tokenward_metrics_is_the_same_module() -> None:
+    import tokenward.metrics
+    import tokenward.prometheus
+
+    assert tokenward.metrics.register is tokenward.prometheus.register

@@ -1,4 +1,4 @@
-"""`tokenward.metrics`: the name /work/shared/DESIGN.md gives the metrics; the same collector and
+"""`tokenward.metrics`: another name for the metrics (the one the design notes use); the same collector and
 `register` as `tokenward.prometheus` (the `tokenward[prometheus]` extra), which owns them."""
 
 from .prometheus import TokenwardCollector, register

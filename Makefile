@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.23" "pytest-timeout" \
 	    "fastapi>=0.100" "uvicorn>=0.23" "websockets>=12" "requests>=2.28" "httpx>=0.24" \
-	    "ruff>=0.5" "mypy>=2.4,<3" "types-requests" \
+	    "ruff>=0.5" "mypy>=2.4,<3" "types-requests" "trustme>=1.1" \
 	    "prometheus_client>=0.17"
 	touch $(STAMP)
 

@@ -1,5 +1,8 @@
 //! The one HTTP client setup: rustls with the OS trust store (plus an optional CA bundle),
-//! a timeout on every request, proxies from the environment (reqwest's default).
+//! a timeout on every request, `User-Agent: tokenward/<version>`, the caller's extra headers,
+//! and a proxy: the `proxy` setting, else `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` with
+//! `NO_PROXY` (reqwest's system proxy, which also reads macOS's and Windows' settings).
+//! A TLS failure names its reason (`describe`): a certificate refused says why.
 //!
 //! What every request to an IdP shares, and what it refuses:
 //! - the client itself follows no redirect. A POST that carries credentials (the token
@@ -33,6 +36,10 @@ pub(crate) struct HttpConfig {
     pub ca_bundle: Option<PathBuf>,
     /// A response body longer than this is refused while it is read.
     pub max_response_bytes: usize,
+    /// An http(s) proxy URL for every request; None: the environment's.
+    pub proxy: Option<String>,
+    /// Headers added to every request (not Authorization, Host or the framing ones).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for HttpConfig {
@@ -41,8 +48,63 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(5),
             ca_bundle: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            proxy: None,
+            headers: Vec::new(),
         }
     }
+}
+
+/// Headers a caller may not set: the credentials and the request's own framing, which the
+/// client owns.
+const RESERVED_HEADERS: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+];
+
+fn proxy(url: &str) -> Result<reqwest::Proxy> {
+    // The URL may carry credentials (user:password@): errors never repeat it.
+    let usable = Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let proxy = usable
+        .and_then(|u| reqwest::Proxy::all(u).ok())
+        .ok_or_else(|| {
+            Error::config(
+                "proxy",
+                "must be an http(s) URL such as http://proxy.example:3128",
+            )
+        })?;
+    Ok(proxy.no_proxy(reqwest::NoProxy::from_env()))
+}
+
+fn header_map(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        let parsed = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::config("headers", format!("{name:?} is not a header name")))?;
+        if RESERVED_HEADERS.contains(&parsed.as_str()) {
+            return Err(Error::config(
+                "headers",
+                format!("{name} cannot be set: tokenward sets it"),
+            ));
+        }
+        // The value is never repeated: it may be an API key.
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            Error::config(
+                "headers",
+                format!("the value of {name} is not a header value"),
+            )
+        })?;
+        value.set_sensitive(true);
+        map.insert(parsed, value);
+    }
+    Ok(map)
 }
 
 /// `max_response_bytes` from a setting: a positive number of bytes.
@@ -95,6 +157,8 @@ pub(crate) fn same_origin(a: &str, b: &str) -> bool {
 pub(crate) struct Http {
     config: HttpConfig,
     extra_roots: Vec<reqwest::Certificate>,
+    proxy: Option<reqwest::Proxy>,
+    headers: reqwest::header::HeaderMap,
     client: Mutex<Option<(u32, reqwest::Client)>>,
 }
 
@@ -124,9 +188,13 @@ impl Http {
                 certs
             }
         };
+        let proxy = config.proxy.as_deref().map(proxy).transpose()?;
+        let headers = header_map(&config.headers)?;
         let http = Http {
             config,
             extra_roots,
+            proxy,
+            headers,
             client: Mutex::new(None),
         };
         http.build()?;
@@ -218,7 +286,12 @@ impl Http {
             .user_agent(concat!("tokenward/", env!("CARGO_PKG_VERSION")))
             // Redirects are the callers' decision (see the module comment): `get` follows them
             // within one origin, the token POST never.
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // After `user_agent`: a caller's own User-Agent wins.
+            .default_headers(self.headers.clone());
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.clone());
+        }
         if !self.extra_roots.is_empty() {
             builder = builder.tls_certs_merge(self.extra_roots.iter().cloned());
         }
@@ -264,11 +337,43 @@ pub(crate) fn transport(e: &reqwest::Error) -> Transport {
     }
 }
 
+/// Why the TLS handshake failed, if that is why a connect failed: rustls's own words (its
+/// error is in the source chain; the certificate verifier logs it elsewhere), with a hint for
+/// the mistake it most often is.
+fn tls_reason(e: &reqwest::Error) -> Option<String> {
+    let tls = std::error::Error::source(e).and_then(find_tls)?;
+    let mut reason = tls.to_string();
+    if reason.contains("CaUsedAsEndEntity") {
+        reason.push_str(
+            " (the server presents a CA certificate as its own: a self-signed certificate \
+             given as ca_bundle is not accepted; give the CA that signed the server's \
+             certificate)",
+        );
+    }
+    Some(reason)
+}
+
+/// The rustls error in a chain of causes. An io::Error's `source` skips the error it wraps
+/// (and hyper wraps it in two), so each one is looked inside.
+fn find_tls<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .and_then(|inner| find_tls(inner));
+    wrapped.or_else(|| e.source().and_then(find_tls))
+}
+
 pub(crate) fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
-        "cannot connect".into()
+        match tls_reason(e) {
+            Some(reason) => format!("cannot connect: TLS: {reason}"),
+            None => "cannot connect".into(),
+        }
     } else if e.is_decode() {
         "body is not valid JSON".into()
     } else {
@@ -297,6 +402,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             ca_bundle: None,
             max_response_bytes,
+            ..HttpConfig::default()
         })
         .unwrap()
     }

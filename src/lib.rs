@@ -18,6 +18,7 @@ pub mod jwks;
 pub mod keycloak;
 pub(crate) mod runtime;
 pub mod sign;
+pub(crate) mod throttle;
 pub mod token;
 mod verify;
 

@@ -9,7 +9,7 @@ import pytest
 import tokenward as tw
 from _uvicorn import serve
 from fastapi import Depends, FastAPI
-from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client import CollectorRegistry, generate_latest, make_asgi_app
 from prometheus_client.parser import text_string_to_metric_families
 from tokenward.fastapi import Authenticator
 from tokenward.prometheus import register
@@ -127,3 +127,13 @@ def test_tokenward_metrics_is_the_same_module() -> None:
     import tokenward.prometheus
 
     assert tokenward.metrics.register is tokenward.prometheus.register
+
+
+def test_report_only_acceptances_are_counted(dev_idp: DevIdP) -> None:
+    registry = CollectorRegistry()
+    verifier = tw.Verifier(dev_idp.issuer, audience="smartem", report_only=("audience",))
+    register(verifier=verifier, registry=registry)
+    verifier.verify(dev_idp.mint(aud="another-service"))
+    families = text_string_to_metric_families(generate_latest(registry).decode())
+    samples = {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
+    assert value(samples, "tokenward_report_only_accepted_total", issuer=dev_idp.issuer) == 1

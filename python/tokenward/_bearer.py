@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, NamedTuple, TypeAlias, TypeVar
 
+from ._native import _LogThrottle
 from .errors import InvalidToken, KeySetUnavailable, TokenwardError
 
 __all__ = [
@@ -386,6 +387,10 @@ WS_POLICY_VIOLATION: Final = 1008
 
 _logger = logging.getLogger("tokenward.bearer")
 
+#: An outage refuses every request: one warning per interval, with the count left out (each
+#: `Authenticator` has its own).
+_KEYS_UNAVAILABLE_LOG: Final = _LogThrottle()
+
 # ---- log lines -------------------------------------------------------------------------------
 
 #: What a log line must not carry raw: C0 controls (CR and LF above all), DEL, C1 controls
@@ -426,11 +431,13 @@ def refusal(
     realm: str | None = None,
     retry_after: int = 30,
     logger: logging.Logger = _logger,
+    outage_log: _LogThrottle = _KEYS_UNAVAILABLE_LOG,
 ) -> Refusal:
     """The answer to a request refused with `exc` (one of `REFUSED`), logged on `logger`:
     401 for no, an empty, a malformed or a rejected token, 400 (`invalid_request`) for more
     than one `Authorization` header, 403 for a user not on the allowlist, 503 with
-    `Retry-After` when no signing keys can be had, 500 when authentication is not configured.
+    `Retry-After` when no signing keys can be had (logged at most once per `outage_log`
+    interval, with the count left out), 500 when authentication is not configured.
     """
     if isinstance(exc, InvalidToken):
         logger.log(texts.rejected_log_level, "Bearer token rejected (%s): %s", exc.code, exc)
@@ -446,7 +453,13 @@ def refusal(
     elif isinstance(exc, NoCredentials):
         return unauthorized(texts.no_credentials, realm)
     elif isinstance(exc, KeySetUnavailable):
-        logger.warning("No signing keys available, answering 503: %s", exc)
+        suppressed = outage_log.admit()
+        if suppressed is not None:
+            logger.warning(
+                "No signing keys available, answering 503: %s%s",
+                exc,
+                _LogThrottle.suffix(suppressed),
+            )
         return unavailable(texts.keys_unavailable, retry_after)
     elif isinstance(exc, NotAllowlisted):
         logger.warning(

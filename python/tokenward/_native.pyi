@@ -8,7 +8,7 @@ Exceptions are not defined here either: the extension raises the classes of `tok
 """
 
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeAlias, TypedDict, final
 
 from typing_extensions import Self, Unpack, disjoint_base
@@ -18,8 +18,10 @@ __all__ = [
     "SigningKey",
     "TokenClient",
     "Verifier",
+    "_LogThrottle",
     "__version__",
     "_advance_clock",
+    "_log_burst",
     "_reset_clock",
     "_review_jwks",
     "issuer_paths",
@@ -50,6 +52,9 @@ class _VerifierSettings(TypedDict, total=False):
     http_timeout: float
     ca_bundle: _Path | None
     max_response_bytes: int
+    report_only: _Strings | None
+    proxy: str | None
+    headers: Mapping[str, str] | None
 
 class _VerifierHealth(TypedDict):
     """`Verifier.health()`: the key set's state, read without I/O."""
@@ -93,9 +98,13 @@ class Verifier:
         http_timeout: float = 5.0,
         ca_bundle: _Path | None = None,
         max_response_bytes: int = 1048576,
+        report_only: _Strings | None = None,
+        proxy: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Self:
         """`required_claims=None` means ("exp",); `token_types` defaults to ("Bearer",), and
-        None skips the `typ` check."""
+        None skips the `typ` check. `report_only`: "audience" and/or "issuer", checks whose
+        failures are accepted, counted and logged instead of refused (a rollout mode)."""
     @classmethod
     def from_env(cls, **overrides: Unpack[_VerifierSettings]) -> Self:
         """A verifier configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),
@@ -164,6 +173,8 @@ class _TokenClientSettings(TypedDict, total=False):
     signing_alg: str | None
     ca_bundle: _Path | None
     max_response_bytes: int
+    proxy: str | None
+    headers: Mapping[str, str] | None
 
 @disjoint_base
 class TokenClient:
@@ -188,6 +199,8 @@ class TokenClient:
         signing_alg: str | None = None,
         ca_bundle: _Path | None = None,
         max_response_bytes: int = 1048576,
+        proxy: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Self:
         """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
         "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM, or a JWK
@@ -240,6 +253,20 @@ def _reset_clock() -> None:
 def _review_jwks(body: bytes) -> list[tuple[int, str | None, str | None]]:
     """(index, kid, skip reason or None) for each key of a JWKS document, as the verifier sees
     them; ValueError when the document itself is unusable."""
+
+@final
+class _LogThrottle:
+    """At most one log line per `interval` seconds; `admit()` says how many were left out."""
+
+    def __new__(cls, interval: float = 10.0) -> Self: ...
+    def admit(self) -> int | None:
+        """The lines left out since the last one when a line may be written now, else None."""
+    @staticmethod
+    def suffix(suppressed: int) -> str:
+        """ " (N more like it since the last line)" for a count, "" for 0."""
+
+def _log_burst(level: str, count: int) -> None:
+    """`count` Rust log records at `level` on `tokenward.python.logging` (tests and benchmarks)."""
 
 def realm_issuer(url: str, realm: str) -> str:
     """The issuer URL of `realm` on the Keycloak at `url` (a trailing `/` on `url` is ignored)."""

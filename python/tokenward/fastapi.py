@@ -10,6 +10,9 @@
     async def me(user: User = Depends(auth.user)) -> dict[str, str]:
         return {"uid": user.uid}
 
+Warm start and readiness probes: `warm_lifespan(auth)` as the app's `lifespan`, and
+`readiness_router(auth)` (GET /ready: 503 until the key set is held); see `tokenward._readiness`.
+
 Module-level dependencies (`get_claims`, `get_current_user`, `require_auth`,
 `forwarded_bearer`) use a default `Authenticator`, made from the environment on first use or
 set with `configure(...)`.
@@ -60,6 +63,7 @@ from ._bearer import (
     unauthorized,
     unavailable,
 )
+from ._native import _LogThrottle
 from ._readiness import health_of, readiness_endpoint, readiness_router, warm_lifespan
 from .allowlist import EmailAllowlist
 from .errors import TokenwardError
@@ -355,6 +359,7 @@ class Authenticator:
         self.realm = realm
         self.texts = texts
         self.logger = logger
+        self._outage_log = _LogThrottle()
         self.claims, self.user, self.app_dependency, self.forwarded = self._dependencies(
             scheme_name
         )
@@ -408,7 +413,12 @@ class Authenticator:
         """The status, detail and headers refusing a request with `exc` (from `identify`), in
         this authenticator's texts, realm and `Retry-After`; logged."""
         return refusal(
-            exc, self.texts, realm=self.realm, retry_after=self.retry_after, logger=self.logger
+            exc,
+            self.texts,
+            realm=self.realm,
+            retry_after=self.retry_after,
+            logger=self.logger,
+            outage_log=self._outage_log,
         )
 
     def _http_exception(self, exc: Refusable) -> HTTPException:

@@ -86,6 +86,13 @@ _FAMILIES: tuple[tuple[str, type[_Family], str, str, tuple[str, ...]], ...] = (
         "Tokens accepted from the verified-token cache.",
         ("issuer",),
     ),
+    (
+        "report_only",
+        CounterMetricFamily,
+        "report_only_accepted",
+        "Tokens accepted that failed only a report-only check (audience, issuer).",
+        ("issuer",),
+    ),
     # Token clients, labelled by client id.
     (
         "requests",
@@ -201,6 +208,7 @@ class TokenwardCollector(Collector):
             if name.startswith(_REJECTED_PREFIX):
                 f["codes"].add_metric([issuer, name[len(_REJECTED_PREFIX) :]], value)
         f["hits"].add_metric([issuer], stats["cache_hits"])
+        f["report_only"].add_metric([issuer], stats["report_only_accepted"])
 
     @staticmethod
     def _add_token_client(f: dict[str, _Family], client: TokenClient) -> None:

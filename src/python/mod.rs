@@ -10,6 +10,7 @@ mod jwks;
 mod logging;
 mod signing;
 mod token_client;
+mod transport;
 mod verifier;
 
 use pyo3::prelude::*;
@@ -21,6 +22,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<signing::PySigningKey>()?;
     m.add_function(wrap_pyfunction!(verifier::_advance_clock, m)?)?;
     m.add_function(wrap_pyfunction!(verifier::_reset_clock, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::_log_burst, m)?)?;
+    m.add_class::<logging::PyLogThrottle>()?;
     m.add_class::<token_client::PyTokenClient>()?;
     m.add_function(wrap_pyfunction!(conventions::realm_issuer, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::issuer_paths, m)?)?;

@@ -83,6 +83,8 @@ fn apply(config: &mut TokenClientConfig, name: &str, value: &Bound<'_, PyAny>) -
         "signing_alg" => config.signing_alg = value.extract()?,
         "ca_bundle" => config.ca_bundle = value.extract()?,
         "max_response_bytes" => config.max_response_bytes = value.extract()?,
+        "proxy" => config.proxy = value.extract()?,
+        "headers" => config.headers = super::transport::headers(Some(value))?,
         other => return Err(from_env::unexpected("TokenClient", other)),
     }
     Ok(())
@@ -94,7 +96,8 @@ impl PyTokenClient {
     #[pyo3(signature = (
         token_url = None, *, issuer = None, client_id, client_secret = None, private_key = None,
         key_id = None, auth_method = None, scope = None, audience = None, refresh_margin = 30.0,
-        timeout = 10.0, signing_alg = None, ca_bundle = None, max_response_bytes = 1_048_576
+        timeout = 10.0, signing_alg = None, ca_bundle = None, max_response_bytes = 1_048_576,
+        proxy = None, headers = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -113,6 +116,8 @@ impl PyTokenClient {
         signing_alg: Option<String>,
         ca_bundle: Option<PathBuf>,
         max_response_bytes: i64,
+        proxy: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let client_id = match client_id {
             // From `from_env`, which has applied every setting already.
@@ -137,6 +142,8 @@ impl PyTokenClient {
         config.signing_alg = signing_alg;
         config.ca_bundle = ca_bundle;
         config.max_response_bytes = max_response_bytes;
+        config.proxy = proxy;
+        config.headers = super::transport::headers(headers)?;
         // Key parsing and a test signature: not worth holding the GIL for.
         let inner = py.detach(|| TokenClient::new(config))?;
         Ok(PyTokenClient { inner })

@@ -69,6 +69,9 @@ fn apply(config: &mut VerifierConfig, name: &str, value: &Bound<'_, PyAny>) -> P
         "http_timeout" => config.http_timeout = value.extract()?,
         "ca_bundle" => config.ca_bundle = value.extract()?,
         "max_response_bytes" => config.max_response_bytes = value.extract()?,
+        "report_only" => config.report_only = string_list(Some(value), name)?.unwrap_or_default(),
+        "proxy" => config.proxy = value.extract()?,
+        "headers" => config.headers = super::transport::headers(Some(value))?,
         other => return Err(from_env::unexpected("Verifier", other)),
     }
     Ok(())
@@ -82,7 +85,7 @@ impl PyVerifier {
         leeway = 60, verify_issuer = true, required_claims = None, token_types = Some(vec!["Bearer".to_string()]),
         max_token_bytes = 16384, cache_size = 10_000, jwks_ttl = 300.0, jwks_cooldown = 5.0,
         jwks_max_stale = 86400.0, http_timeout = 5.0, ca_bundle = None,
-        max_response_bytes = 1_048_576
+        max_response_bytes = 1_048_576, report_only = None, proxy = None, headers = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -103,6 +106,9 @@ impl PyVerifier {
         http_timeout: f64,
         ca_bundle: Option<PathBuf>,
         max_response_bytes: i64,
+        report_only: Option<&Bound<'_, PyAny>>,
+        proxy: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let issuer = match issuer {
             // From `from_env`, which has applied every setting already.
@@ -132,6 +138,9 @@ impl PyVerifier {
         config.http_timeout = http_timeout;
         config.ca_bundle = ca_bundle;
         config.max_response_bytes = max_response_bytes;
+        config.report_only = string_list(report_only, "report_only")?.unwrap_or_default();
+        config.proxy = proxy;
+        config.headers = super::transport::headers(headers)?;
         Ok(PyVerifier {
             inner: Arc::new(Verifier::new(config)?),
         })

@@ -44,6 +44,10 @@ pub struct TokenClientConfig {
     pub ca_bundle: Option<PathBuf>,
     /// A token response or discovery document longer than this is refused while it is read.
     pub max_response_bytes: i64,
+    /// An http(s) proxy for every request (None: `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`).
+    pub proxy: Option<String>,
+    /// Headers added to every request.
+    pub headers: Vec<(String, String)>,
 }
 
 impl fmt::Debug for TokenClientConfig {
@@ -64,6 +68,11 @@ impl fmt::Debug for TokenClientConfig {
             .field("timeout", &self.timeout)
             .field("ca_bundle", &self.ca_bundle)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("proxy", &self.proxy.as_ref().map(|_| "<set>"))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -86,6 +95,8 @@ impl TokenClientConfig {
             timeout: 10.0,
             ca_bundle: None,
             max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES as i64,
+            proxy: None,
+            headers: Vec::new(),
         }
     }
 
@@ -176,6 +187,8 @@ impl TokenClientConfig {
                 timeout,
                 ca_bundle: self.ca_bundle,
                 max_response_bytes: http::max_response_bytes(self.max_response_bytes)?,
+                proxy: self.proxy,
+                headers: self.headers,
             },
         })
     }

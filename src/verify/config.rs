@@ -10,6 +10,7 @@ use crate::http::{self, HttpConfig};
 use crate::jwks::{JwksPolicy, KeySetLocation};
 
 use super::policy::Policy;
+use super::report_only::ReportOnly;
 
 pub(crate) const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
@@ -61,6 +62,12 @@ pub struct VerifierConfig {
     pub ca_bundle: Option<PathBuf>,
     /// A key set or discovery document longer than this is refused while it is read.
     pub max_response_bytes: i64,
+    /// Checks reported instead of enforced ("audience", "issuer"); empty: all enforced.
+    pub report_only: Vec<String>,
+    /// An http(s) proxy for every request (None: `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`).
+    pub proxy: Option<String>,
+    /// Headers added to every request.
+    pub headers: Vec<(String, String)>,
 }
 
 impl VerifierConfig {
@@ -84,6 +91,9 @@ impl VerifierConfig {
             http_timeout: 5.0,
             ca_bundle: None,
             max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES as i64,
+            report_only: Vec::new(),
+            proxy: None,
+            headers: Vec::new(),
         }
     }
 
@@ -161,16 +171,18 @@ impl VerifierConfig {
                 "is empty, which would reject every token; pass None to allow any azp",
             ));
         }
+        let policy = Policy {
+            issuer: issuer.trim_end_matches('/').to_string(),
+            verify_issuer: self.verify_issuer,
+            audience: self.audience,
+            allowed_azp: self.allowed_azp,
+            leeway,
+            required_claims: self.required_claims,
+            token_types: self.token_types,
+        };
         Ok(Checked {
-            policy: Policy {
-                issuer: issuer.trim_end_matches('/').to_string(),
-                verify_issuer: self.verify_issuer,
-                audience: self.audience,
-                allowed_azp: self.allowed_azp,
-                leeway,
-                required_claims: self.required_claims,
-                token_types: self.token_types,
-            },
+            report_only: ReportOnly::new(&self.report_only, &policy)?,
+            policy,
             algorithms,
             max_token_bytes: max_token_bytes as usize,
             cache_size: cache_size as usize,
@@ -187,6 +199,8 @@ impl VerifierConfig {
                 timeout: seconds("http_timeout", self.http_timeout, 0.001)?,
                 ca_bundle: self.ca_bundle,
                 max_response_bytes: http::max_response_bytes(self.max_response_bytes)?,
+                proxy: self.proxy,
+                headers: self.headers,
             },
         })
     }
@@ -194,6 +208,7 @@ impl VerifierConfig {
 
 pub(super) struct Checked {
     pub policy: Policy,
+    pub report_only: Option<ReportOnly>,
     pub algorithms: Vec<Algorithm>,
     pub max_token_bytes: usize,
     pub cache_size: usize,

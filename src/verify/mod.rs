@@ -26,6 +26,7 @@ mod claims;
 mod config;
 pub(crate) mod jws;
 pub(crate) mod policy;
+mod report_only;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,7 @@ pub use stats::VerifierStats;
 use cache::{Entry, TokenCache};
 use jws::Parts;
 use policy::Policy;
+use report_only::ReportOnly;
 
 /// How many key fetches one verify may queue for: one for an empty cache, one for an unknown
 /// kid (made, or joined after waiting for the cooldown; never a second one).
@@ -56,6 +58,7 @@ const MAX_FETCHES_PER_VERIFY: usize = 2;
 /// the key cache and the verified-token cache.
 pub struct Verifier {
     policy: Policy,
+    report_only: Option<ReportOnly>,
     algorithms: Vec<Algorithm>,
     max_token_bytes: usize,
     jwks: Arc<JwksCache>,
@@ -126,6 +129,7 @@ impl Verifier {
         ));
         Ok(Verifier {
             policy: checked.policy,
+            report_only: checked.report_only,
             algorithms: checked.algorithms,
             max_token_bytes: checked.max_token_bytes,
             jwks,
@@ -235,6 +239,14 @@ impl Verifier {
         result
     }
 
+    /// The claim rules, with the report-only checks (if any) reported rather than enforced.
+    fn check_policy(&self, claims: &serde_json::Map<String, Value>, now: u64) -> Result<()> {
+        match (self.policy.check(claims, now), &self.report_only) {
+            (Err(e), Some(report_only)) => report_only.recheck(claims, now, e, &self.stats),
+            (result, _) => result,
+        }
+    }
+
     fn probe<'t>(&self, token: &'t str) -> Result<Lookup<'t>> {
         if token.len() > self.max_token_bytes {
             return Err(Error::invalid(
@@ -254,7 +266,7 @@ impl Verifier {
         if published == Some(hit.key_fingerprint)
             && (now as f64) < hit.exp + self.policy.leeway as f64
         {
-            self.policy.check(&hit.claims, now)?;
+            self.check_policy(&hit.claims, now)?;
             self.stats.cache_hits.bump();
             self.stats.verified.bump();
             return Ok(Lookup::Hit(hit.claims.clone()));
@@ -357,7 +369,7 @@ impl Verifier {
             ));
         }
         let claims = jws::decode_payload(payload)?;
-        self.policy.check(&claims, now)?;
+        self.check_policy(&claims, now)?;
         let claims = Arc::new(VerifiedClaims::new(claims));
         if let Some(cache) = &self.cache {
             // Only tokens with an exp are cached: the entry must never outlive the token.

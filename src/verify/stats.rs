@@ -25,6 +25,8 @@ crate::counters::counters! {
         unknown_kid_waited,
         /// Background key-set refreshes started.
         refreshes_ahead,
+        /// Tokens accepted that fail only a report-only check (audience, issuer).
+        report_only_accepted,
         // `rejected` by `InvalidToken.code`, one per `Code` (`rejected_for` picks it), for the
         // metrics' rejection-code label: one relaxed increment beside `rejected`'s.
         /// Tokens rejected with code `malformed`.

@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.23" "pytest-timeout" \
 	    "fastapi>=0.100" "uvicorn>=0.23" "websockets>=12" "requests>=2.28" "httpx>=0.24" \
-	    "ruff>=0.5" "mypy>=2.4,<3" "types-requests" "trustme>=1.1"
+	    "ruff>=0.5" "mypy>=2.4,<3" "types-requests" "trustme>=1.1" \
+	    "prometheus_client>=0.17"
 	touch $(STAMP)
 
 # Debug build of the extension, installed editable into the virtualenv.
@@ -86,12 +87,15 @@ bench: bench-venv
 	$(BENCH_VENV)/bin/pip install -q --force-reinstall --no-deps $(BENCH_WHEELS)/tokenward-*.whl
 	cargo bench --bench core
 	$(BENCH_PY) benches/python/run.py --out bench-results
+	$(BENCH_PY) benches/python/scale.py --out bench-results
 
 # Every bench once, briefly, so CI keeps them working (figures from it mean nothing): the Rust
 # benches run once each in the test profile, the comparison against `make dev`'s debug build.
 bench-smoke: bench-venv dev
 	cargo test -q --bench core
 	PYTHONPATH=$(CURDIR)/python $(BENCH_PY) benches/python/run.py --smoke --out target/bench-smoke
+	PYTHONPATH=$(CURDIR)/python $(BENCH_PY) benches/python/scale.py --flood 20000 --jwks-keys 100 \
+	    --out target/bench-smoke
 
 # ---- release wheels, the core under Wine, the agent executable (issue 14) ----
 # README.md, "Install", says what each builds and checks, and what was measured. Set-up on a

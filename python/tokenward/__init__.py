@@ -1,6 +1,15 @@
-"""tokenward: verify OIDC bearer tokens and fetch client-credentials tokens, with a Rust core."""
+"""tokenward: verify OIDC bearer tokens and fetch client-credentials tokens, with a Rust core.
 
-from ._native import __version__
+`Verifier`, `TokenClient` and `__version__` come from the native extension, loaded on first
+access: importing the package (as the pytest plugin's entry point does in every pytest run)
+never fails or pays for the extension; the errors are plain Python.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ConfigError,
     ExpiredToken,
@@ -9,8 +18,11 @@ from .errors import (
     TokenRequestError,
     TokenwardError,
 )
-from .token_client import TokenClient
-from .verifier import Verifier
+
+if TYPE_CHECKING:
+    from ._native import __version__
+    from .token_client import TokenClient
+    from .verifier import Verifier
 
 __all__ = [
     "ConfigError",
@@ -23,3 +35,14 @@ __all__ = [
     "Verifier",
     "__version__",
 ]
+
+_HOMES = {"Verifier": ".verifier", "TokenClient": ".token_client", "__version__": "._native"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

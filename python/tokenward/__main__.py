@@ -1,5 +1,5 @@
-"""`python -m tokenward ...`"""
+"""`python -m tokenward ...`: the `tokenward` command line."""
 
-from .cli import main
+from ._cli import main
 
 raise SystemExit(main())

@@ -23,6 +23,7 @@ __all__ = [
     "_advance_clock",
     "_log_burst",
     "_reset_clock",
+    "_review_jwks",
     "issuer_paths",
     "realm_issuer",
 ]
@@ -250,6 +251,10 @@ def _advance_clock(seconds: float) -> None:
 
 def _reset_clock() -> None:
     """Back to the real time (tests only)."""
+
+def _review_jwks(body: bytes) -> list[tuple[int, str | None, str | None]]:
+    """(index, kid, skip reason or None) for each key of a JWKS document, as the verifier sees
+    them; ValueError when the document itself is unusable."""
 
 @final
 class _LogThrottle:

@@ -156,40 +156,77 @@ impl KeySet {
     }
 }
 
+/// What the verifier makes of one entry of a JWKS document: `skipped` is None for a key it
+/// uses, else the reason it is left out (the same reason `parse_jwks` logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVerdict {
+    /// The entry's position in the `keys` array.
+    pub index: usize,
+    /// Its `kid`, when it has a string one.
+    pub kid: Option<String>,
+    /// Why it is skipped; None when it is used.
+    pub skipped: Option<String>,
+}
+
 /// Parses a JWKS document. Fails only when the document itself is unusable; unusable keys are
 /// logged and skipped.
 pub fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("JWKS is not JSON: {e}"))?;
-    let entries = doc
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or_else(|| "JWKS has no \"keys\" array".to_string())?;
-    let mut set = KeySet::default();
-    for (index, entry) in entries.iter().enumerate() {
-        match parse_key(entry) {
-            Ok(key) => {
-                if set.keys.contains_key(&key.kid) {
-                    log::warn!(
-                        "JWKS key #{index} (kid {:?}) skipped: duplicate kid",
-                        key.kid
-                    );
-                    continue;
-                }
-                set.keys.insert(key.kid.clone(), Arc::new(key));
-            }
-            Err(reason) => {
-                let kid = entry.get("kid").and_then(Value::as_str).unwrap_or("<none>");
-                // Encryption keys sit in every Keycloak realm's set: expected, so not a warning.
-                let level = if entry.get("use").and_then(Value::as_str) == Some("enc") {
-                    log::Level::Info
-                } else {
-                    log::Level::Warn
-                };
-                log::log!(level, "JWKS key #{index} (kid {kid:?}) skipped: {reason}");
-            }
-        }
+    let (set, verdicts, entries) = sift(body)?;
+    for verdict in &verdicts {
+        let Some(reason) = &verdict.skipped else {
+            continue;
+        };
+        let kid = verdict.kid.as_deref().unwrap_or("<none>");
+        let index = verdict.index;
+        // Encryption keys sit in every Keycloak realm's set: expected, so not a warning.
+        let enc = entries[index].get("use").and_then(Value::as_str) == Some("enc");
+        let level = if enc && reason != DUPLICATE_KID {
+            log::Level::Info
+        } else {
+            log::Level::Warn
+        };
+        log::log!(level, "JWKS key #{index} (kid {kid:?}) skipped: {reason}");
     }
     Ok(set)
+}
+
+/// Every entry of a JWKS document with the verifier's verdict on it, in order (for operators:
+/// `tokenward jwks`). Fails only when the document itself is unusable, as `parse_jwks` does.
+pub fn review_jwks(body: &[u8]) -> Result<Vec<KeyVerdict>, String> {
+    sift(body).map(|(_, verdicts, _)| verdicts)
+}
+
+const DUPLICATE_KID: &str = "duplicate kid";
+
+/// The one pass over a JWKS document that both `parse_jwks` and `review_jwks` report on.
+fn sift(body: &[u8]) -> Result<(KeySet, Vec<KeyVerdict>, Vec<Value>), String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("JWKS is not JSON: {e}"))?;
+    let entries = match doc {
+        Value::Object(mut map) => match map.remove("keys") {
+            Some(Value::Array(entries)) => entries,
+            _ => return Err("JWKS has no \"keys\" array".to_string()),
+        },
+        _ => return Err("JWKS has no \"keys\" array".to_string()),
+    };
+    let mut set = KeySet::default();
+    let mut verdicts = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
+        let skipped = match parse_key(entry) {
+            Ok(key) if set.keys.contains_key(&key.kid) => Some(DUPLICATE_KID.to_string()),
+            Ok(key) => {
+                set.keys.insert(key.kid.clone(), Arc::new(key));
+                None
+            }
+            Err(reason) => Some(reason),
+        };
+        verdicts.push(KeyVerdict {
+            index,
+            kid,
+            skipped,
+        });
+    }
+    Ok((set, verdicts, entries))
 }
 
 fn parse_key(entry: &Value) -> Result<VerifyingKey, String> {

@@ -7,4 +7,4 @@ mod key;
 pub use cache::KeySetHealth;
 pub(crate) use cache::{JwksCache, JwksPolicy, Lookup, Ticket, MAX_KEY_WAIT};
 pub(crate) use fetch::KeySetLocation;
-pub use key::{parse_jwks, KeySet};
+pub use key::{parse_jwks, review_jwks, KeySet, KeyVerdict};

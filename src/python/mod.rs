@@ -6,6 +6,7 @@ mod conventions;
 mod convert;
 mod errors;
 mod from_env;
+mod jwks;
 mod logging;
 mod signing;
 mod token_client;
@@ -26,5 +27,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<token_client::PyTokenClient>()?;
     m.add_function(wrap_pyfunction!(conventions::realm_issuer, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::issuer_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(jwks::_review_jwks, m)?)?;
     Ok(())
 }

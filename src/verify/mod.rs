@@ -232,8 +232,9 @@ impl Verifier {
     /// Every public entry point passes its result through here once, so each rejected token
     /// is counted once however many steps it went through.
     fn counted<T>(&self, result: Result<T>) -> Result<T> {
-        if let Err(Error::InvalidToken { .. }) = &result {
+        if let Err(Error::InvalidToken { code, .. }) = &result {
             self.stats.rejected.bump();
+            self.stats.rejected_for(*code).bump();
         }
         result
     }

@@ -1,10 +1,30 @@
 """Test helpers: `DevIdP`, a real local OIDC issuer shaped like a Keycloak realm.
 
 The pytest plugin (`tokenward.testing.pytest_plugin`, registered by the package's entry point)
-provides the `dev_idp` fixture.
+provides the `dev_idp` and `clock` fixtures. Every pytest run in an environment with tokenward
+installed loads that plugin, so nothing here is imported until it is used: the DevIdP (with
+`http.server` and `ssl`) and the native module load on first access, and a broken install
+breaks only the tests that use them.
 """
 
-from .clock import advance_clock, reset_clock
-from .devidp import DevIdP
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .clock import advance_clock, reset_clock
+    from .devidp import DevIdP
 
 __all__ = ["DevIdP", "advance_clock", "reset_clock"]
+
+_HOMES = {"DevIdP": ".devidp", "advance_clock": ".clock", "reset_clock": ".clock"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

@@ -55,6 +55,8 @@ crate::counters::counters! {
         rejected_missing_claim,
         /// Tokens rejected with code `bad_claim`.
         rejected_bad_claim,
+        /// Tokens rejected with code `lifetime_too_long`.
+        rejected_lifetime_too_long,
     }
 }
 
@@ -75,6 +77,7 @@ impl VerifierStats {
             Code::WrongTokenType => &self.rejected_wrong_token_type,
             Code::MissingClaim => &self.rejected_missing_claim,
             Code::BadClaim => &self.rejected_bad_claim,
+            Code::LifetimeTooLong => &self.rejected_lifetime_too_long,
         }
     }
 }
@@ -100,6 +103,7 @@ mod tests {
             Code::WrongTokenType,
             Code::MissingClaim,
             Code::BadClaim,
+            Code::LifetimeTooLong,
         ];
         for code in codes {
             stats.rejected_for(code).bump();

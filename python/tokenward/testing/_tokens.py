@@ -53,11 +53,14 @@ def apply_overrides(claims: dict[str, Any], overrides: Mapping[str, Any]) -> dic
 def base_claims(
     issuer: str, sub: Any, azp: Any, expires_in: int, now: int | None = None
 ) -> dict[str, Any]:
-    """The claims every access token starts from, in Keycloak's order."""
+    """The claims every access token starts from, in Keycloak's order. A negative `expires_in`
+    gives a token that expired that long ago after a lifetime of 300 s, so `iat` stays before
+    `exp` as in a real expired token."""
     now = int(time.time()) if now is None else now
+    exp = now + int(expires_in)
     return {
-        "exp": now + int(expires_in),
-        "iat": now,
+        "exp": exp,
+        "iat": now if expires_in >= 0 else exp - 300,
         "jti": str(uuid.uuid4()),
         "iss": issuer,
         "aud": "account",

@@ -345,7 +345,8 @@ class DevIdP:
         header members (None removes one). `alg` signs with the current key of that algorithm
         (made and published on first use). `kid` signs with that key when the idp has it;
         otherwise with the current key of `alg`, the header then carrying the unknown kid.
-        A negative `expires_in` mints an expired token.
+        A negative `expires_in` mints a token that expired that many seconds ago (issued
+        300 s before it expired).
         """
         header: dict[str, Any] = {}
         key = self._keys.get(kid) if kid is not None else None

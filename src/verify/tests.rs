@@ -229,6 +229,8 @@ fn bad_settings_name_the_setting() {
         }
     };
     assert_eq!(setting(|c| c.leeway = -1), "leeway");
+    assert_eq!(setting(|c| c.max_lifetime = Some(0)), "max_lifetime");
+    assert_eq!(setting(|c| c.max_lifetime = Some(-1)), "max_lifetime");
     assert_eq!(
         setting(|c| c.algorithms = Some(vec!["HS256".into()])),
         "algorithms"

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -33,15 +33,14 @@ def idp() -> Iterator[DevIdP]:
 def _app(security: FredSecurity) -> FastAPI:
     app = FastAPI()
     fred.register_exception_handlers(app)
+    current_user = Depends(security.get_current_user)
 
     @app.get("/me")
-    async def me(user: Annotated[KeycloakUser, Depends(security.get_current_user)]) -> KeycloakUser:
+    async def me(user: KeycloakUser = current_user) -> KeycloakUser:
         return user
 
     @app.delete("/documents/{doc_id}")
-    async def delete(
-        doc_id: str, user: Annotated[KeycloakUser, Depends(security.get_current_user)]
-    ) -> str:
+    async def delete(doc_id: str, user: KeycloakUser = current_user) -> str:
         fred.authorize_or_raise(user, Action.DELETE, Resource.DOCUMENTS)
         return doc_id
 

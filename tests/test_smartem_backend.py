@@ -1,6 +1,7 @@
 """tokenward.smartem.verify_token as SmartEM's backend uses it: app-wide, over real HTTP."""
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -119,7 +120,9 @@ def test_expired_token(base_url: str, smartem_env: DevIdP) -> None:
 
 
 def test_expired_within_leeway_is_accepted(base_url: str, smartem_env: DevIdP) -> None:
-    token = smartem_env.mint(expires_in=-(JWT_LEEWAY_SECONDS // 2))
+    now = int(time.time())
+    # Issued before it expired: exp before iat is refused whatever the leeway.
+    token = smartem_env.mint(iat=now - 300, exp=now - JWT_LEEWAY_SECONDS // 2)
     assert get(f"{base_url}/acquisitions", f"Bearer {token}").status_code == 200
 
 

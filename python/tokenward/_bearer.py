@@ -335,6 +335,30 @@ SMARTEM_TEXTS: Final = RefusalTexts(
 )
 
 
+#: Fred's answers (`tokenward.fred`, as `fred_core.security.oidc` words them). Fred words a
+#: failed key lookup (a malformed token, an unknown kid) apart from other rejections.
+FRED_TEXTS: Final = RefusalTexts(
+    no_credentials="No authentication token provided",
+    empty_token="No authentication token provided",
+    invalid_token={
+        "expired": "Token has expired",
+        "lifetime_too_long": "Token lifetime exceeds the maximum permitted duration",
+        "malformed": "Invalid token signature",
+        "too_large": "Invalid token signature",
+        "unknown_kid": "Invalid token signature",
+        "missing_claim": "Invalid token claims",
+    },
+    other_invalid_token="Invalid token",
+    keys_unavailable="Token signing keys are unavailable; try again later",
+    not_configured="Authentication is not configured",
+    not_allowlisted="user_not_whitelisted",
+    rejected_log_level=logging.WARNING,
+)
+
+#: Fred's text for a token whose `exp` is before its `iat` (a `bad_claim` of its own there).
+FRED_INVERTED_LIFETIME: Final = "Token has invalid iat/exp claims"
+
+
 class Refusal(NamedTuple):
     """An answer refusing a request; `HTTPException(*refusal)` raises it in FastAPI."""
 

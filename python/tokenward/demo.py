@@ -69,13 +69,17 @@ def run() -> int:
         verifier.verify(token)
         hits = verifier.stats()["cache_hits"]
         report.step("same token again (cache)", hits == 1, f"cache_hits={hits}")
-        report.rejected("tampered payload", lambda: verifier.verify(_tamper(token)), "bad_signature")
+        report.rejected(
+            "tampered payload", lambda: verifier.verify(_tamper(token)), "bad_signature"
+        )
         expired = idp.mint(sub="alice", expires_in=-120)
         report.rejected("expired token", lambda: verifier.verify(expired), "expired")
         other = idp.mint(sub="svc", azp="SomeOtherClient")
         report.rejected("azp not allowed", lambda: verifier.verify(other), "azp_not_allowed")
         id_token = idp.mint(sub="alice", typ="ID")
-        report.rejected("ID token as access token", lambda: verifier.verify(id_token), "wrong_token_type")
+        report.rejected(
+            "ID token as access token", lambda: verifier.verify(id_token), "wrong_token_type"
+        )
         none_alg = idp.mint(sub="alice", headers={"alg": "none"})
         report.rejected("alg none", lambda: verifier.verify(none_alg), "alg_not_allowed")
 
@@ -85,7 +89,9 @@ def run() -> int:
         rotated = idp.mint(sub="alice", kid=new_kid)
         claims = verifier.verify(rotated)
         fetched = idp.hits["jwks"] - before
-        report.step("token signed with the new key", claims["sub"] == "alice", f"JWKS requests: {fetched}")
+        report.step(
+            "token signed with the new key", claims["sub"] == "alice", f"JWKS requests: {fetched}"
+        )
 
         print("\nForged-kid flood")
         # A verifier that has its keys and has not refetched for an unknown kid yet. The flood
@@ -109,7 +115,9 @@ def run() -> int:
         print("\nIdP outage")
         idp.set_fault("jwks", "down")
         claims = verifier.verify(idp.mint(sub="bob", kid=new_kid))
-        report.step("known key while the JWKS is down", claims["sub"] == "bob", "verified from cache")
+        report.step(
+            "known key while the JWKS is down", claims["sub"] == "bob", "verified from cache"
+        )
         cold = Verifier(idp.issuer, http_timeout=2.0)
         try:
             cold.verify(idp.mint(sub="bob"))

@@ -19,10 +19,18 @@ from typing import Any, Protocol
 from fastapi import HTTPException, Request, Security
 from fastapi.security import OAuth2PasswordBearer
 
-from .._bearer import challenge, loggable
+from .._bearer import (
+    FRED_INVERTED_LIFETIME,
+    FRED_TEXTS,
+    NoCredentials,
+    NotAllowlisted,
+    Refusable,
+    refusal,
+    unauthorized,
+)
 from ..allowlist import EmailAllowlist
 from ..errors import ConfigError, InvalidToken, KeySetUnavailable
-from ..fastapi import NOT_ALLOWLISTED, User
+from ..fastapi import User
 from ..verifier import Verifier
 from ._allowlist import current_allowlist
 from ._settings import FredSettings
@@ -44,19 +52,6 @@ logger = logging.getLogger("tokenward.fred")
 
 #: Fred's scheme: the token, or None when there is none (the dependency answers the 401).
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
-
-#: The `detail` of a rejected token, per `InvalidToken.code` (Fred's texts).
-_DETAILS = {
-    "expired": "Token has expired",
-    "lifetime_too_long": "Token lifetime exceeds the maximum permitted duration",
-    "malformed": "Invalid token signature",
-    "too_large": "Invalid token signature",
-    "unknown_kid": "Invalid token signature",
-    "missing_claim": "Invalid token claims",
-}
-_INVERTED = "Token has invalid iat/exp claims"
-_NO_TOKEN = "No authentication token provided"
-_KEYS_UNAVAILABLE = "Token signing keys are unavailable; try again later"
 
 
 def split_realm_url(realm_url: str) -> tuple[str, str]:
@@ -89,9 +84,14 @@ def _peek_lifetime_inverted(token: str) -> bool:
         return False
 
 
-def _rejected(detail: str, description: str = "invalid_token") -> HTTPException:
-    header = challenge(None, "invalid_token", detail) if description else challenge(None)
-    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": header})
+def _answer(exc: Refusable, token: str | None = None) -> HTTPException:
+    """Fred's answer to `exc`, from the one refusal table (`tokenward._bearer`), logged."""
+    answer = refusal(exc, FRED_TEXTS, logger=logger)
+    inverted = token is not None and _peek_lifetime_inverted(token)
+    if isinstance(exc, InvalidToken) and exc.code == "bad_claim" and inverted:
+        detail = FRED_INVERTED_LIFETIME
+        answer = unauthorized(detail, None, "invalid_token", detail)
+    return HTTPException(*answer)
 
 
 class FredSecurity:
@@ -193,8 +193,7 @@ class FredSecurity:
     def user_of(self, claims: dict[str, Any], token: str) -> KeycloakUser:
         sub = claims.get("sub")
         if not isinstance(sub, str):
-            logger.warning("[AUTH] JWT token missing or invalid 'sub' claim")
-            raise _rejected("Invalid token claims")
+            raise _answer(InvalidToken("the token has no string sub claim", "missing_claim"))
         user = User.from_claims(claims, token, (self.roles_client,), realm_roles=False)
         made = KeycloakUser(
             uid=user.uid,
@@ -205,24 +204,6 @@ class FredSecurity:
         )
         made._token = token
         return made
-
-    def refusal(self, exc: Exception, token: str) -> HTTPException:
-        """Fred's 401 for a rejected token (503 when no signing keys can be had); logged."""
-        if isinstance(exc, KeySetUnavailable):
-            logger.warning("[AUTH] No signing keys available, answering 503: %s", exc)
-            return HTTPException(
-                status_code=503, detail=_KEYS_UNAVAILABLE, headers={"Retry-After": "30"}
-            )
-        if isinstance(exc, InvalidToken):
-            if exc.code == "expired":
-                logger.warning("[AUTH] Access token expired")
-            else:
-                logger.warning("[AUTH] Invalid JWT token (%s): %s", exc.code, exc)
-            detail = _DETAILS.get(exc.code, "Invalid token")
-            if exc.code == "bad_claim" and _peek_lifetime_inverted(token):
-                detail = _INVERTED
-            return _rejected(detail)
-        raise TypeError(f"not a refusal: {type(exc).__name__}") from exc
 
     def decode_jwt(self, token: str) -> KeycloakUser:
         """The user of `token` (sync: blocks, without the GIL, only while keys are fetched), or
@@ -235,7 +216,7 @@ class FredSecurity:
         try:
             claims = self._verifier.verify(token)
         except (InvalidToken, KeySetUnavailable) as exc:
-            raise self.refusal(exc, token) from None
+            raise _answer(exc, token) from None
         return self.user_of(claims, token)
 
     async def decode_jwt_async(self, token: str) -> KeycloakUser:
@@ -243,7 +224,7 @@ class FredSecurity:
         try:
             claims = await self._verifier.verify_async(token)
         except (InvalidToken, KeySetUnavailable) as exc:
-            raise self.refusal(exc, token) from None
+            raise _answer(exc, token) from None
         return self.user_of(claims, token)
 
     async def current_user(self, token: str | None) -> KeycloakUser:
@@ -253,15 +234,11 @@ class FredSecurity:
                 uid="admin", username="admin", roles=["admin"], email="admin@mail.com"
             )
         if not token:
-            logger.warning("No Bearer token provided on secured endpoint")
-            raise HTTPException(
-                status_code=401, detail=_NO_TOKEN, headers={"WWW-Authenticate": challenge(None)}
-            )
+            raise _answer(NoCredentials("missing"))
         user = await self.decode_jwt_async(token)
         allowlist = self.allowlist
         if allowlist is not None and allowlist.enabled and not allowlist.allows(user.email):
-            logger.warning("[AUTH] User not in whitelist: uid=%s", loggable(user.uid))
-            raise HTTPException(status_code=403, detail=NOT_ALLOWLISTED)
+            raise _answer(NotAllowlisted(user.uid, user.email))
         return user
 
     async def get_current_user(self, token: str | None = Security(oauth2_scheme)) -> KeycloakUser:

@@ -221,6 +221,8 @@ class AdminApi:
             return _error(404, "Could not find group by id")
         brief = _flag(query.get("briefRepresentation"), False)
         members = [
-            u for u in _by_username(self._directory.users()) if group in self._directory.memberships(u)
+            u
+            for u in _by_username(self._directory.users())
+            if group in self._directory.memberships(u)
         ]
         return Response.json(200, [user_representation(u, brief) for u in _page(members, query)])

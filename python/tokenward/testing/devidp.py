@@ -189,7 +189,7 @@ class DevIdP:
     def _admin_path(self) -> str:
         realm_path = self._realm_path
         base = realm_path[: realm_path.rfind("/realms/")]
-        return f"{base}/admin{realm_path[len(base):]}"
+        return f"{base}/admin{realm_path[len(base) :]}"
 
     # ---- keys ------------------------------------------------------------------------------
 

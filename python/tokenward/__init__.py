@@ -7,9 +7,9 @@ never fails or pays for the extension; the errors are plain Python.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_getattr
 from .errors import (
     ConfigError,
     ExpiredToken,
@@ -39,10 +39,4 @@ __all__ = [
 _HOMES = {"Verifier": ".verifier", "TokenClient": ".token_client", "__version__": "._native"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _HOMES)

@@ -13,8 +13,9 @@ requests for `BearerAuth`) on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_getattr
 from ._allowlist import (
     is_email_whitelisted,
     is_user_whitelisted,
@@ -60,16 +61,18 @@ if TYPE_CHECKING:
         make_m2m_asgi_client,
     )
 
-_M2M = frozenset(
-    {
+# The service-account helpers need TokenClient (the native module) and httpx: loaded on first use.
+_M2M = {
+    name: "._m2m"
+    for name in (
         "BearerAuth",
         "ClientCredentialsProvider",
         "M2MAuthConfig",
         "M2MBearerAuth",
         "M2MTokenProvider",
         "make_m2m_asgi_client",
-    }
-)
+    )
+}
 
 __all__ = [
     "ROLE_PERMISSIONS",
@@ -112,9 +115,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _M2M:
-        from . import _m2m
-
-        return getattr(_m2m, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, globals(), _M2M)

@@ -9,8 +9,9 @@ breaks only the tests that use them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from .clock import advance_clock, reset_clock
@@ -21,10 +22,4 @@ __all__ = ["DevIdP", "advance_clock", "reset_clock"]
 _HOMES = {"DevIdP": ".devidp", "advance_clock": ".clock", "reset_clock": ".clock"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _HOMES)

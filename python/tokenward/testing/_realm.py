@@ -29,7 +29,13 @@ CLIENT_ASSERTION_TYPE_JWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 #: Client authentication methods that are always available.
 SECRET_AUTH_METHODS: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
 #: The grants the token endpoint serves.
-GRANT_TYPES: tuple[str, ...] = ("client_credentials", "password")
+GRANT_TYPES: tuple[str, ...] = (
+    "client_credentials",
+    "password",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+)
+#: Form parameters that may be repeated (RFC 8693: `audience`); the form keeps the first.
+REPEATABLE: tuple[str, ...] = ("audience",)
 
 #: Lifetime of the refresh tokens of the password grant (Keycloak's SSO session idle default).
 REFRESH_LIFETIME = 1800
@@ -81,6 +87,10 @@ class Client:
     service_account_id: str = ""
     #: Public keys are registered for private_key_jwt (see `_client_auth`).
     has_keys: bool = False
+    #: Keycloak's "Standard token exchange" switch (see `_exchange`).
+    token_exchange: bool = False
+    #: The audiences this client's exchanged tokens may carry (see `_exchange`).
+    exchange_audiences: tuple[str, ...] = ()
 
     @property
     def confidential(self) -> bool:
@@ -150,6 +160,8 @@ class Directory:
         roles: Sequence[str] = (),
         extra_claims: Mapping[str, Any] | None = None,
         has_keys: bool = False,
+        token_exchange: bool = False,
+        exchange_audiences: Sequence[str] = (),
     ) -> Client:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -161,6 +173,8 @@ class Directory:
             extra_claims=MappingProxyType(dict(extra_claims or {})),
             service_account_id=_stable_uuid(self.realm, "service-account", client_id),
             has_keys=has_keys,
+            token_exchange=token_exchange,
+            exchange_audiences=tuple(exchange_audiences),
         )
         with self._lock:
             self._clients[client_id] = client
@@ -215,10 +229,15 @@ def parse_form(request: Request) -> dict[str, str]:
         raise OAuthError(400, "invalid_request", "Malformed form body") from exc
     form: dict[str, str] = {}
     for name, values in parsed.items():
-        if len(values) != 1:
+        if len(values) != 1 and name not in REPEATABLE:
             raise OAuthError(400, "invalid_request", f"duplicated parameter: {name}")
         form[name] = values[0]
     return form
+
+
+def form_values(request: Request, name: str) -> list[str]:
+    """Every value of a repeatable parameter, in order (the body already passed `parse_form`)."""
+    return parse_qs(request.body.decode("utf-8"), keep_blank_values=True).get(name, [])
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:

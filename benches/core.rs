@@ -206,9 +206,15 @@ fn bench_token_cache(c: &mut Criterion) {
         b.iter(|| client.get_token_blocking().unwrap())
     });
     // A user token of Keycloak's usual size; the request is built per call, as a binding does.
-    let subject = format!("eyJhbGciOiJSUzI1NiJ9.{}.{}", "x".repeat(700), "s".repeat(342));
+    let subject = format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.{}",
+        "x".repeat(700),
+        "s".repeat(342)
+    );
     let exchange = || Exchange::new(&subject, vec!["svc-b".into()], None, None).unwrap();
-    client.exchange_blocking(&exchange()).expect("the first exchange");
+    client
+        .exchange_blocking(&exchange())
+        .expect("the first exchange");
     group.bench_function("exchange_cache_hit", |b| {
         b.iter(|| client.exchange_blocking(&exchange()).unwrap())
     });

@@ -8,6 +8,9 @@
 //! the one request. A failed exchange is remembered for [`FAILURE_HOLD`], so a burst of callers
 //! (and the waiters of the failed request) share its error instead of asking one after another.
 //!
+//! The map is per process (`ForkLocal`): a child forked while a parent thread held a key's
+//! placeholder would otherwise wait on it forever.
+//!
 //! The key is a SHA-256 digest over all four parts, so the map holds nothing of the subject
 //! token; the token itself is kept (wiped on drop) only for the request that exchanges it.
 
@@ -20,6 +23,7 @@ use url::form_urlencoded::Serializer;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::fork::ForkLocal;
 
 use super::cache::Token;
 use super::endpoint::{Endpoint, Grant};
@@ -29,7 +33,7 @@ use super::stats::TokenStats;
 pub(super) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The only subject token type Keycloak's standard token exchange takes.
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-/// Exchanged tokens kept per client; the least recently used go first.
+/// Exchanged tokens kept per client (and process); the least recently used go first.
 pub const EXCHANGE_CACHE_SIZE: usize = 1024;
 /// How long a failed exchange answers for its key without a new request.
 pub(super) const FAILURE_HOLD: Duration = Duration::from_secs(1);
@@ -152,16 +156,18 @@ impl Slot {
     }
 }
 
+type Slots = Arc<Cache<Key, Slot>>;
+
 pub(super) struct ExchangeCache {
-    slots: Cache<Key, Slot>,
+    slots: ForkLocal<Slots>,
     margin: Duration,
     stats: Arc<TokenStats>,
 }
 
 impl ExchangeCache {
-    pub(super) fn new(capacity: usize, margin: Duration, stats: Arc<TokenStats>) -> Self {
+    pub(super) fn new(margin: Duration, stats: Arc<TokenStats>) -> Self {
         ExchangeCache {
-            slots: Cache::new(capacity),
+            slots: ForkLocal::new(|| Arc::new(Cache::new(EXCHANGE_CACHE_SIZE))),
             margin,
             stats,
         }
@@ -171,6 +177,7 @@ impl ExchangeCache {
     pub(super) fn lookup(&self, exchange: &Exchange) -> Option<Result<Arc<Token>>> {
         let answer = self
             .slots
+            .get()
             .get(&exchange.key)?
             .answer(crate::clock::instant(), self.margin)?;
         self.stats.exchange_hits.bump();
@@ -183,11 +190,12 @@ impl ExchangeCache {
             return answer;
         }
         let now = crate::clock::instant();
+        let slots = self.slots.get();
         // A spent slot would be handed back as a value: drop it, unless it was just replaced.
-        self.slots.remove_if(&exchange.key, |slot| {
+        slots.remove_if(&exchange.key, |slot| {
             slot.answer(now, self.margin).is_none()
         });
-        let guard = match self.slots.get_value_or_guard_async(&exchange.key).await {
+        let guard = match slots.get_value_or_guard_async(&exchange.key).await {
             Ok(slot) => {
                 return match slot {
                     Slot::Issued(token) => Ok(token),

@@ -100,8 +100,7 @@ impl TokenClient {
             checked.audience,
             stats.clone(),
         );
-        let exchanges =
-            ExchangeCache::new(EXCHANGE_CACHE_SIZE, checked.refresh_margin, stats.clone());
+        let exchanges = ExchangeCache::new(checked.refresh_margin, stats.clone());
         let cache = TokenCache::new(
             Requester { endpoint },
             checked.refresh_margin,

@@ -1,5 +1,6 @@
 //! Criterion benches of the Rust core (issue 6): verify uncached and cached for RS256, ES256 and
-//! EdDSA, JWKS parsing, and a token-client cache hit.
+//! EdDSA, JWKS parsing, and a token-client cache hit next to a token-exchange cache hit (issue
+//! 16: the exchange hit, which hashes the subject token, may cost at most 1 µs more).
 //!
 //! The verifier and the token client get their key set and token over real HTTP from a tiny
 //! std::net server on 127.0.0.1, so the benches drive the public API exactly as a service does;
@@ -15,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};
 use tokenward::jwks::parse_jwks;
-use tokenward::token::TokenClientConfig;
+use tokenward::token::{Exchange, TokenClientConfig};
 use tokenward::{SigningKey, Verifier, VerifierConfig};
 
 const ISSUER: &str = "http://127.0.0.1/realms/bench";
@@ -203,6 +204,19 @@ fn bench_token_cache(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("cache_hit", |b| {
         b.iter(|| client.get_token_blocking().unwrap())
+    });
+    // A user token of Keycloak's usual size; the request is built per call, as a binding does.
+    let subject = format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.{}",
+        "x".repeat(700),
+        "s".repeat(342)
+    );
+    let exchange = || Exchange::new(&subject, vec!["svc-b".into()], None, None).unwrap();
+    client
+        .exchange_blocking(&exchange())
+        .expect("the first exchange");
+    group.bench_function("exchange_cache_hit", |b| {
+        b.iter(|| client.exchange_blocking(&exchange()).unwrap())
     });
     group.finish();
 }

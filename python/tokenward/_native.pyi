@@ -233,6 +233,28 @@ class TokenClient:
         """The cached token when it is usable now, else None. Never touches the network."""
     def _get_token_fetching(self) -> Awaitable[str]:
         """An awaitable for `get_token`."""
+    def exchange(
+        self,
+        subject_token: str,
+        *,
+        audience: _Strings | None = None,
+        scope: _Strings | None = None,
+        requested_token_type: str | None = None,
+    ) -> str:
+        """`subject_token` (a caller's access token) exchanged for a token for `audience`
+        (RFC 8693, Keycloak's standard token exchange), authenticating as for `get_token`.
+        Cached per (subject token, audience, scope, requested_token_type) until the issued
+        token's expiry less the refresh margin; one request at a time per exchange. Raises
+        TokenRequestError (`.error` is the IdP's code, e.g. access_denied) when refused."""
+    def _exchange_async(
+        self,
+        subject_token: str,
+        *,
+        audience: _Strings | None = None,
+        scope: _Strings | None = None,
+        requested_token_type: str | None = None,
+    ) -> Awaitable[str]:
+        """An awaitable for `exchange`."""
     def invalidate(self, token: str | None = None) -> bool:
         """Drop the cached token; with `token`, only if it is still the cached one."""
     def health(self) -> _TokenClientHealth:
@@ -243,8 +265,8 @@ class TokenClient:
     def warm_async(self) -> Awaitable[None]:
         """An awaitable for `warm`."""
     def stats(self) -> dict[str, int]:
-        """token_requests, token_errors, cache_hits, refreshes_ahead, stale_served,
-        invalidations."""
+        """token_requests, token_errors, cache_hits, exchange_hits, refreshes_ahead,
+        stale_served, invalidations."""
 
 def _advance_clock(seconds: float) -> None:
     """Moves the clock the verifier and caches read forward by `seconds` (tests only)."""

@@ -66,8 +66,8 @@ from ._bearer import (
 from ._native import _LogThrottle
 from ._readiness import health_of, readiness_endpoint, readiness_router, warm_lifespan
 from .allowlist import EmailAllowlist
-from .errors import TokenwardError
-from .forwarding import ForwardedBearer
+from .errors import TokenRequestError, TokenwardError
+from .forwarding import Exchange, ForwardedBearer
 from .verifier import Verifier
 
 __all__ = [
@@ -509,6 +509,26 @@ class Authenticator:
 
     async def forwarded_of(self, request: HTTPConnection) -> ForwardedBearer:
         return ForwardedBearer((await self.authenticate(request)).token)
+
+    def forwarding(
+        self, *, exchange: Exchange | None = None, scheme_name: str = "bearer"
+    ) -> BearerDependency:
+        """A dependency like `forwarded`; with `exchange=(token_client, audience)` it carries
+        the request's token exchanged for `audience` (`ForwardedBearer.exchanged`) instead.
+        A refused exchange is a 502: the downstream call cannot be made on this caller's
+        behalf (the IdP's code is logged)."""
+        if exchange is None:
+            return self.forwarded
+
+        async def resolve(request: HTTPConnection) -> ForwardedBearer:
+            token = (await self.authenticate(request)).token
+            try:
+                return await ForwardedBearer.exchanged(token, exchange=exchange)
+            except TokenRequestError as exc:
+                self.logger.warning("token exchange for forwarding failed: %s", exc.error)
+                raise HTTPException(502, "token exchange failed") from exc
+
+        return BearerDependency(resolve, _FORWARDED_DOC + " (exchanged)", scheme_name)
 
     def _dependencies(
         self, scheme_name: str

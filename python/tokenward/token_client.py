@@ -8,6 +8,7 @@ checks the variables' names first (`tokenward._keycloak_env`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import _native
@@ -40,3 +41,19 @@ class TokenClient(_native.TokenClient):
         if token is None:
             token = await self._get_token_fetching()
         return token
+
+    async def exchange_async(
+        self,
+        subject_token: str,
+        *,
+        audience: str | Sequence[str] | None = None,
+        scope: str | Sequence[str] | None = None,
+        requested_token_type: str | None = None,
+    ) -> str:
+        """Like `exchange`, but the request is awaited instead of blocking the event loop."""
+        return await self._exchange_async(
+            subject_token,
+            audience=audience,
+            scope=scope,
+            requested_token_type=requested_token_type,
+        )

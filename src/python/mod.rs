@@ -5,6 +5,7 @@ mod async_bridge;
 mod conventions;
 mod convert;
 mod errors;
+mod exchange;
 mod from_env;
 mod jwks;
 mod logging;

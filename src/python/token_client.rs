@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 use zeroize::Zeroizing;
 
 use super::async_bridge::future_into_py;
+use super::exchange;
 use super::from_env::{self, Given, Prepared};
 use crate::error::Error;
 use crate::token::{AuthMethod, TokenClient, TokenClientConfig};
@@ -46,7 +47,7 @@ fn secret_text(
 }
 
 /// `scope` as a string or a sequence of scopes (joined with spaces, as OAuth sends them).
-fn scope_text(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+pub(super) fn scope_text(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(None);
     };
@@ -229,6 +230,42 @@ impl PyTokenClient {
         let inner = self.inner.clone();
         future_into_py(py, async move {
             Ok(inner.get_token().await?.value().to_owned())
+        })
+    }
+
+    /// `subject_token` exchanged for a token for `audience` (RFC 8693); waits (without the
+    /// GIL) only when the exchange is not cached.
+    #[pyo3(signature = (subject_token, *, audience = None, scope = None, requested_token_type = None))]
+    fn exchange(
+        &self,
+        py: Python<'_>,
+        subject_token: &str,
+        audience: Option<&Bound<'_, PyAny>>,
+        scope: Option<&Bound<'_, PyAny>>,
+        requested_token_type: Option<String>,
+    ) -> PyResult<String> {
+        let request = exchange::request(subject_token, audience, scope, requested_token_type)?;
+        let token = match self.inner.exchange_cached(&request) {
+            Some(answer) => answer?,
+            None => py.detach(|| self.inner.exchange_blocking(&request))?,
+        };
+        Ok(token.value().to_owned())
+    }
+
+    /// An awaitable for `exchange`; a cached answer is ready at once.
+    #[pyo3(signature = (subject_token, *, audience = None, scope = None, requested_token_type = None))]
+    fn _exchange_async<'py>(
+        &self,
+        py: Python<'py>,
+        subject_token: &str,
+        audience: Option<&Bound<'py, PyAny>>,
+        scope: Option<&Bound<'py, PyAny>>,
+        requested_token_type: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = exchange::request(subject_token, audience, scope, requested_token_type)?;
+        let inner = self.inner.clone();
+        future_into_py(py, async move {
+            Ok(inner.exchange(&request).await?.value().to_owned())
         })
     }
 

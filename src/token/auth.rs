@@ -186,15 +186,17 @@ impl ClientAuth {
     /// `text` with the client secret cut out, for messages not built from a request's answer
     /// (a transport error names the URL, never the body we sent).
     pub(crate) fn redact(&self, text: &str) -> String {
-        self.redactor(None).redact(text)
+        self.redactor(None, None).redact(text)
     }
 
     /// What to cut out of anything built from the answer to the request that carried `parts`:
     /// the secret (as typed, form-encoded and percent-encoded), the Basic credentials, and that
     /// request's client assertion with its signature on its own (a client_secret_jwt signature
-    /// is an HMAC of the secret: enough to guess it offline).
-    pub(super) fn redactor(&self, parts: Option<&AuthParts>) -> Redactor {
+    /// is an HMAC of the secret: enough to guess it offline), and `also` (a token exchange's
+    /// subject token).
+    pub(super) fn redactor(&self, parts: Option<&AuthParts>, also: Option<&str>) -> Redactor {
         let mut needles: Vec<Zeroizing<String>> = Vec::new();
+        needles.extend(also.map(|text| Zeroizing::new(text.to_owned())));
         match &self.credentials {
             Credentials::SecretPost(s)
             | Credentials::SecretBasic(s)
@@ -513,7 +515,7 @@ mod tests {
         let parts = jwt.parts("http://idp/token").unwrap();
         let assertion = form(&parts, "client_assertion").unwrap();
         let signature = assertion.rsplit_once('.').unwrap().1.to_string();
-        let redactor = jwt.redactor(Some(&parts));
+        let redactor = jwt.redactor(Some(&parts), None);
         let text = redactor.redact(&format!("got {assertion}; sig {signature}; sekrit-value"));
         assert_eq!(text, "got [redacted]; sig [redacted]; [redacted]");
 
@@ -525,7 +527,7 @@ mod tests {
         let header = parts.authorization.clone().unwrap();
         let echoed = header.to_str().unwrap().to_string();
         let text = basic
-            .redactor(Some(&parts))
+            .redactor(Some(&parts), None)
             .redact(&format!("you sent {echoed}"));
         assert_eq!(text, "you sent Basic [redacted]");
     }
@@ -536,7 +538,7 @@ mod tests {
             "agent".into(),
             Credentials::SecretPost(Zeroizing::new("0123456789abcdef".into())),
         );
-        let r = auth.redactor(None);
+        let r = auth.redactor(None, None);
         // The secret straddles the cut at 20 characters: not even its first half stays.
         let text = r.field(&"x".repeat(12), 20);
         assert_eq!(text, "x".repeat(12));
@@ -554,7 +556,7 @@ mod tests {
             "agent".into(),
             Credentials::SecretPost(Zeroizing::new("ünïcode-0123456789-secret".into())),
         );
-        let r = auth.redactor(None);
+        let r = auth.redactor(None, None);
         // The server cut the echo itself: 8 bytes in a row are enough to be cut.
         assert_eq!(r.redact("echo: 3456789-sec!"), "echo: [redacted]!");
         assert_eq!(r.redact("echo: ünïcode-"), "echo: [redacted]");
@@ -569,7 +571,7 @@ mod tests {
                 "agent".into(),
                 Credentials::SecretPost(Zeroizing::new(secret.into())),
             );
-            let r = auth.redactor(None);
+            let r = auth.redactor(None, None);
             for text in [
                 secret.to_string(),
                 format!("{secret}tail"),

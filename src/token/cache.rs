@@ -71,7 +71,7 @@ impl Token {
     /// Handed out until `margin` before expiry, but never refused in the first two thirds of
     /// the time it was held: a margin as long as the lifetime (a 30 s margin on 15 s tokens)
     /// would otherwise make every call a token request.
-    fn fresh(&self, now: Instant, margin: Duration) -> bool {
+    pub(super) fn fresh(&self, now: Instant, margin: Duration) -> bool {
         now + margin.min(self.held / 3) < self.expires_at
     }
 

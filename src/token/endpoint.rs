@@ -15,6 +15,7 @@ use crate::error::{Error, TokenRequestFailure};
 use crate::http::{self, describe, BodyError, Http};
 
 use super::auth::{ClientAuth, Redactor};
+use super::exchange::Exchange;
 use super::retry;
 use super::stats::TokenStats;
 
@@ -55,6 +56,12 @@ impl Failed {
     pub(super) fn into_error(self) -> Error {
         Error::TokenRequest(self.failure)
     }
+}
+
+/// What a request asks for: the client's own token, or a token exchange.
+pub(super) enum Grant<'a> {
+    ClientCredentials,
+    Exchange(&'a Exchange),
 }
 
 pub(super) struct Endpoint {
@@ -114,12 +121,16 @@ impl Endpoint {
     /// `DEADLINE_TIMEOUTS` request timeouts. Every attempt gets the whole timeout (a retry that
     /// would not fit is not made), so its failure says which phase ran out: a cut-short attempt
     /// would call a hanging connect a plain timeout.
-    pub(super) async fn request(&self, max_attempts: u32) -> Result<Issued, Failed> {
+    pub(super) async fn request(
+        &self,
+        max_attempts: u32,
+        grant: &Grant<'_>,
+    ) -> Result<Issued, Failed> {
         let timeout = self.http.timeout();
         let deadline = crate::clock::instant() + timeout * retry::DEADLINE_TIMEOUTS;
         let mut attempt = 1;
         loop {
-            let result = self.attempt(timeout).await;
+            let result = self.attempt(timeout, grant).await;
             let failed = match result {
                 Ok(issued) => return Ok(issued),
                 Err(failed) => failed,
@@ -145,34 +156,46 @@ impl Endpoint {
         }
     }
 
-    async fn attempt(&self, timeout: Duration) -> Result<Issued, Failed> {
+    async fn attempt(&self, timeout: Duration, grant: &Grant<'_>) -> Result<Issued, Failed> {
         self.stats.token_requests.bump();
-        let result = self.send(timeout).await;
+        let result = self.send(timeout, grant).await;
         if result.is_err() {
             self.stats.token_errors.bump();
         }
         result
     }
 
-    async fn send(&self, timeout: Duration) -> Result<Issued, Failed> {
+    async fn send(&self, timeout: Duration, grant: &Grant<'_>) -> Result<Issued, Failed> {
         let url = self.url().await;
         let parts = self.auth.parts(&url).map_err(|_| {
             Failed::new(None, None, "cannot sign the client assertion".into(), false)
         })?;
         // Built now: the answer is read against this request's own assertion.
-        let redactor = self.auth.redactor(Some(&parts));
+        let (redactor, any_token_type) = match grant {
+            Grant::ClientCredentials => (self.auth.redactor(Some(&parts), None), false),
+            Grant::Exchange(exchange) => (
+                self.auth
+                    .redactor(Some(&parts), Some(exchange.subject_token())),
+                exchange.any_token_type(),
+            ),
+        };
         let mut body = Zeroizing::new(String::new());
         {
             let mut form = form_urlencoded::Serializer::new(&mut *body);
-            form.append_pair("grant_type", "client_credentials");
+            match grant {
+                Grant::ClientCredentials => {
+                    form.append_pair("grant_type", "client_credentials");
+                    if let Some(scope) = &self.scope {
+                        form.append_pair("scope", scope);
+                    }
+                    if let Some(audience) = &self.audience {
+                        form.append_pair("audience", audience);
+                    }
+                }
+                Grant::Exchange(exchange) => exchange.append_to(&mut form),
+            }
             for (name, value) in &parts.form {
                 form.append_pair(name, value);
-            }
-            if let Some(scope) = &self.scope {
-                form.append_pair("scope", scope);
-            }
-            if let Some(audience) = &self.audience {
-                form.append_pair("audience", audience);
             }
             form.finish();
         }
@@ -224,7 +247,7 @@ impl Endpoint {
         })?;
         let received_at = crate::clock::instant();
         let received_unix = crate::clock::unix_seconds() as f64;
-        match classify(status, &bytes, &redactor) {
+        match classify_grant(status, &bytes, &redactor, any_token_type) {
             Ok((access_token, expires_in)) => Ok(Issued {
                 access_token,
                 expires_in,
@@ -264,10 +287,22 @@ const MAX_REPEATED_CHARS: usize = 200;
 
 /// Reads an answer of the token endpoint: the token and its `expires_in`, or the failure. Every
 /// text taken from the answer passes `redactor` before it is cut or formatted.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn classify(
     status: u16,
     body: &[u8],
     redactor: &Redactor,
+) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
+    classify_grant(status, body, redactor, false)
+}
+
+/// `classify`; with `any_token_type`, a token exchange asked for something other than an
+/// access token, which comes back with RFC 8693's `token_type` `N_A`.
+fn classify_grant(
+    status: u16,
+    body: &[u8],
+    redactor: &Redactor,
+    any_token_type: bool,
 ) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
     let doc: Option<Value> = serde_json::from_slice(body).ok();
     let object = doc.as_ref().filter(|d| d.is_object());
@@ -302,7 +337,8 @@ pub(crate) fn classify(
             ));
         }
         if let Some(kind) = doc.get("token_type").and_then(Value::as_str) {
-            if !kind.eq_ignore_ascii_case("bearer") {
+            let other = any_token_type && kind.eq_ignore_ascii_case("n_a");
+            if !kind.eq_ignore_ascii_case("bearer") && !other {
                 return Err(Failed::new(
                     Some(status),
                     None,
@@ -421,7 +457,7 @@ mod tests {
             "agent".into(),
             Credentials::SecretPost(Zeroizing::new(secret.into())),
         );
-        let redactor = auth.redactor(None);
+        let redactor = auth.redactor(None, None);
         let fails = |status: u16, doc: Value| {
             classify(status, doc.to_string().as_bytes(), &redactor)
                 .expect_err("a failure")

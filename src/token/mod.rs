@@ -5,12 +5,14 @@
 //! - `auth`: client authentication (secret post/basic, private_key_jwt, client_secret_jwt);
 //! - `endpoint`: one token request, its classification, and retries within one call;
 //! - `retry`: backoff, jitter, Retry-After;
-//! - `cache`: the cached token, refresh-ahead, single-flight, backoff between calls.
+//! - `cache`: the cached token, refresh-ahead, single-flight, backoff between calls;
+//! - `exchange`: token exchange (RFC 8693), its bounded per-request cache and single flight.
 
 pub(crate) mod auth;
 mod cache;
 mod config;
 pub(crate) mod endpoint;
+mod exchange;
 mod retry;
 mod stats;
 
@@ -22,10 +24,12 @@ use crate::http::Http;
 pub use auth::AuthMethod;
 pub use cache::{Miss, Token, TokenHealth};
 pub use config::TokenClientConfig;
+pub use exchange::{Exchange, EXCHANGE_CACHE_SIZE};
 pub use stats::TokenStats;
 
 use cache::{Mode, Source, TokenCache};
-use endpoint::{Endpoint, Failed};
+use endpoint::{Endpoint, Failed, Grant};
+use exchange::ExchangeCache;
 
 struct Requester {
     endpoint: Endpoint,
@@ -38,7 +42,11 @@ impl Source for Requester {
             Mode::Retry => retry::MAX_ATTEMPTS,
         };
         let client_id = self.endpoint.auth().client_id();
-        match self.endpoint.request(attempts).await {
+        match self
+            .endpoint
+            .request(attempts, &Grant::ClientCredentials)
+            .await
+        {
             Ok(issued) => {
                 let token = Token::from_issued(issued);
                 log::info!(
@@ -62,6 +70,7 @@ impl Source for Requester {
 #[derive(Clone)]
 pub struct TokenClient {
     cache: Arc<TokenCache<Requester>>,
+    exchanges: Arc<ExchangeCache>,
     stats: Arc<TokenStats>,
 }
 
@@ -91,6 +100,7 @@ impl TokenClient {
             checked.audience,
             stats.clone(),
         );
+        let exchanges = ExchangeCache::new(checked.refresh_margin, stats.clone());
         let cache = TokenCache::new(
             Requester { endpoint },
             checked.refresh_margin,
@@ -98,6 +108,7 @@ impl TokenClient {
         );
         Ok(TokenClient {
             cache: Arc::new(cache),
+            exchanges: Arc::new(exchanges),
             stats,
         })
     }
@@ -175,6 +186,27 @@ impl TokenClient {
     /// The rest of `get_token_blocking` after `lookup` missed.
     pub fn fetch_blocking(&self, miss: Miss) -> Result<Arc<Token>> {
         crate::runtime::block_on(self.cache.fetch(miss))
+    }
+
+    /// A token exchanged for `exchange`, from the exchange cache only: None when a request is
+    /// needed. Cheap enough to call holding an interpreter lock.
+    pub fn exchange_cached(&self, exchange: &Exchange) -> Option<Result<Arc<Token>>> {
+        self.exchanges.lookup(exchange)
+    }
+
+    /// The subject token of `exchange` traded for a new token (RFC 8693), authenticating as
+    /// for `get_token`: cached until its expiry less the refresh margin, one request at a time
+    /// per exchange. A refusal (an OAuth error) is final: `Error::TokenRequest` with its code.
+    pub async fn exchange(&self, exchange: &Exchange) -> Result<Arc<Token>> {
+        self.exchanges.get(self.endpoint(), exchange).await
+    }
+
+    /// Like `exchange`, blocking the calling thread only when a request is needed.
+    pub fn exchange_blocking(&self, exchange: &Exchange) -> Result<Arc<Token>> {
+        match self.exchange_cached(exchange) {
+            Some(answer) => answer,
+            None => crate::runtime::block_on(self.exchange(exchange)),
+        }
     }
 
     /// Drops the cached token (with `Some(token)`: only if it is still that one).

@@ -9,6 +9,8 @@ crate::counters::counters! {
         token_errors,
         /// Calls answered from the cache.
         cache_hits,
+        /// Token exchanges answered from the exchange cache (a held failure included).
+        exchange_hits,
         /// Background refreshes started.
         refreshes_ahead,
         /// Calls answered with a still-valid token because a refresh failed or is backing off.

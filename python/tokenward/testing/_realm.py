@@ -31,7 +31,13 @@ CLIENT_ASSERTION_TYPE_JWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 #: Client authentication methods that are always available.
 SECRET_AUTH_METHODS: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
 #: The grants the token endpoint serves.
-GRANT_TYPES: tuple[str, ...] = ("client_credentials", "password")
+GRANT_TYPES: tuple[str, ...] = (
+    "client_credentials",
+    "password",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+)
+#: Form parameters that may be repeated (RFC 8693: `audience`); the form keeps the first.
+REPEATABLE: tuple[str, ...] = ("audience",)
 
 #: Lifetime of the refresh tokens of the password grant (Keycloak's SSO session idle default).
 REFRESH_LIFETIME = 1800
@@ -98,6 +104,10 @@ class Client:
     #: Client roles of the service account (its tokens' resource_access), e.g.
     #: {"realm-management": ("view-users",)}.
     service_client_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Keycloak's "Standard token exchange" switch (see `_exchange`).
+    token_exchange: bool = False
+    #: The audiences this client's exchanged tokens may carry (see `_exchange`).
+    exchange_audiences: tuple[str, ...] = ()
 
     @property
     def confidential(self) -> bool:
@@ -175,6 +185,8 @@ class Directory:
         audiences: Sequence[str] = (),
         groups_claim: str | None = None,
         service_client_roles: Mapping[str, Sequence[str]] | None = None,
+        token_exchange: bool = False,
+        exchange_audiences: Sequence[str] = (),
     ) -> Client:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -193,6 +205,8 @@ class Directory:
             audiences=tuple(audiences),
             groups_claim=groups_claim,
             service_client_roles=_frozen_roles(service_client_roles),
+            token_exchange=token_exchange,
+            exchange_audiences=tuple(exchange_audiences),
         )
         with self._lock:
             self._clients[client_id] = client
@@ -277,10 +291,15 @@ def parse_form(request: Request) -> dict[str, str]:
         raise OAuthError(400, "invalid_request", "Malformed form body") from exc
     form: dict[str, str] = {}
     for name, values in parsed.items():
-        if len(values) != 1:
+        if len(values) != 1 and name not in REPEATABLE:
             raise OAuthError(400, "invalid_request", f"duplicated parameter: {name}")
         form[name] = values[0]
     return form
+
+
+def form_values(request: Request, name: str) -> list[str]:
+    """Every value of a repeatable parameter, in order (the body already passed `parse_form`)."""
+    return parse_qs(request.body.decode("utf-8"), keep_blank_values=True).get(name, [])
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:

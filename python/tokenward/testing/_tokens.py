@@ -1,4 +1,5 @@
-"""Keycloak-shaped token claims, and the token endpoint (client_credentials and password)."""
+"""Keycloak-shaped token claims, and the token endpoint (client_credentials, password, and
+token exchange through `_exchange`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._groups import effective_roles, groups_claim
 from ._realm import (
@@ -19,9 +20,13 @@ from ._realm import (
     Directory,
     OAuthError,
     User,
+    form_values,
     parse_form,
 )
 from ._server import Request, Response
+
+if TYPE_CHECKING:
+    from ._exchange import TokenExchange
 
 logger = logging.getLogger("tokenward.testing")
 
@@ -119,8 +124,13 @@ class TokenEndpoint:
     """POST /protocol/openid-connect/token, answering like Keycloak."""
 
     def __init__(
-        self, directory: Directory, authenticator: ClientAuthenticator, signer: TokenSigner
+        self,
+        directory: Directory,
+        authenticator: ClientAuthenticator,
+        signer: TokenSigner,
+        exchange: TokenExchange,
     ) -> None:
+        self._exchange = exchange
         self._directory = directory
         self._authenticator = authenticator
         self._signer = signer
@@ -139,6 +149,9 @@ class TokenEndpoint:
             client = self._authenticator.authenticate(request, form, audiences)
             if grant_type == "client_credentials":
                 document = self._client_credentials(client, form, request.peer)
+            elif grant_type == GRANT_TYPES[2]:
+                audience = form_values(request, "audience")
+                document = self._exchange.exchange(client, form, audience)
             else:
                 document = self._password(client, form)
         except OAuthError as exc:

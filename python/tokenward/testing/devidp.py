@@ -23,11 +23,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from tokenward import Verifier
 from tokenward._native import SigningKey, issuer_paths, realm_issuer
 
 from ._admin_api import AdminApi
 from ._client_auth import ClientAssertionAuth
 from ._counters import EndpointCounter
+from ._exchange import TokenExchange
 from ._faults import FaultBoard
 from ._keys import SUPPORTED_ALGORITHMS, KeyRing
 from ._realm import GRANT_TYPES, ClientAssertionVerifier, ClientAuthenticator, Directory
@@ -84,7 +86,8 @@ class DevIdP:
         self._auth = ClientAuthenticator(self._directory)
         self._client_keys = ClientAssertionAuth(lambda: self.issuer)
         self._auth.assertion_verifier = self._client_keys
-        self._token_endpoint = TokenEndpoint(self._directory, self._auth, self)
+        exchange = TokenExchange(self._directory, self, self._subject_verifier)
+        self._token_endpoint = TokenEndpoint(self._directory, self._auth, self, exchange)
         self._admin_api = AdminApi(self._directory, lambda: self.issuer, lambda: self.jwks_uri)
         self._server: DevServer | None = None
         self._thread: threading.Thread | None = None
@@ -241,6 +244,8 @@ class DevIdP:
         audiences: Sequence[str] = (),
         groups_claim: str | None = None,
         client_roles: Mapping[str, Sequence[str]] | None = None,
+        token_exchange: bool = False,
+        exchange_audiences: Sequence[str] = (),
         **extra_claims: Any,
     ) -> None:
         """Register a client. With a secret or keys it is confidential and gets service-account
@@ -258,7 +263,12 @@ class DevIdP:
         A secret allows client_secret_post, client_secret_basic and client_secret_jwt. `jwks`
         (a JWKS or JWK dict, a list of JWKs, or a `SigningKey`; private members are dropped)
         registers public keys for private_key_jwt, served at `client_jwks_uri(client_id)`;
-        `jwks_uri` points at keys the client serves itself."""
+        `jwks_uri` points at keys the client serves itself.
+
+        `token_exchange=True` enables standard token exchange for a confidential client (the
+        grant `urn:ietf:params:oauth:grant-type:token-exchange`, with Keycloak's rules: see
+        `tokenward.testing._exchange`); `exchange_audiences` are the client ids its exchanged
+        tokens may be minted for."""
         self._client_keys.register(client_id, jwks, jwks_uri)
         has_keys = jwks is not None or jwks_uri is not None
         self._directory.add_client(
@@ -271,7 +281,13 @@ class DevIdP:
             audiences=audiences,
             groups_claim=groups_claim,
             service_client_roles=client_roles,
+            token_exchange=token_exchange,
+            exchange_audiences=exchange_audiences,
         )
+
+    def _subject_verifier(self) -> Verifier:
+        """Checks token-exchange subject tokens as Keycloak does: this realm's, unexpired."""
+        return Verifier(self.issuer, jwks_uri=self.jwks_uri, leeway=0, cache_size=0)
 
     def client_jwks_uri(self, client_id: str) -> str:
         """Where the keys registered with `add_client(client_id, jwks=...)` are served."""

@@ -1,0 +1,270 @@
+"""TokenClient.exchange (RFC 8693) against the DevIdP's standard token exchange, over real HTTP:
+every client authentication method, the cache and its expiry, single flight across threads and
+tasks, each refusal typed and not retried, and no trace of the subject token in errors or logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import tokenward as tw
+from tokenward._native import SigningKey
+from tokenward.testing import DevIdP
+
+SECRET = "requester-secret-51ad0c"
+Clock = Callable[[float], None]
+
+
+@pytest.fixture
+def realm(dev_idp: DevIdP) -> DevIdP:
+    """svc-a may exchange for svc-b and svc-c; svc-d exists but is not available to svc-a."""
+    dev_idp.add_client(
+        "svc-a", secret=SECRET, token_exchange=True, exchange_audiences=["svc-b", "svc-c"]
+    )
+    for name in ("svc-b", "svc-c", "svc-d"):
+        dev_idp.add_client(name, secret=f"{name}-secret")
+    return dev_idp
+
+
+def subject(idp: DevIdP, aud: Any = "svc-a", **claims: Any) -> str:
+    """A user's access token, as svc-a receives it from its caller."""
+    return idp.mint(sub="alice", aud=aud, **claims)
+
+
+def make(idp: DevIdP, **settings: Any) -> tw.TokenClient:
+    settings.setdefault("client_id", "svc-a")
+    if "private_key" not in settings:
+        settings.setdefault("client_secret", SECRET)
+    settings.setdefault("timeout", 2)
+    return tw.TokenClient(idp.token_url, **settings)
+
+
+def verify(idp: DevIdP, token: str, audience: str) -> dict[str, Any]:
+    verifier = tw.Verifier(idp.issuer, audience=audience, http_timeout=2)
+    return verifier.verify(token)
+
+
+# ---- success -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method", ["client_secret_post", "client_secret_basic", "client_secret_jwt"]
+)
+def test_exchange_with_each_secret_method(realm: DevIdP, method: str) -> None:
+    client = make(realm, auth_method=method)
+    token = client.exchange(subject(realm), audience="svc-b")
+    claims = verify(realm, token, "svc-b")
+    assert claims["aud"] == "svc-b"
+    assert claims["azp"] == "svc-a"
+    assert claims["sub"] == "alice"
+    assert claims["preferred_username"] == "alice"
+
+
+def test_exchange_with_private_key_jwt(dev_idp: DevIdP) -> None:
+    key = SigningKey.generate("ES256")
+    dev_idp.add_client("svc-k", jwks=key, token_exchange=True, exchange_audiences=["svc-b"])
+    dev_idp.add_client("svc-b", secret="b")
+    client = make(dev_idp, client_id="svc-k", private_key=key.private_pem())
+    token = client.exchange(subject(dev_idp, aud="svc-k"), audience="svc-b")
+    assert verify(dev_idp, token, "svc-b")["azp"] == "svc-k"
+
+
+def test_audience_narrows_and_defaults_to_all_available(realm: DevIdP) -> None:
+    client = make(realm)
+    user = subject(realm)
+    both = verify(realm, client.exchange(user), "svc-b")
+    assert sorted(both["aud"]) == ["svc-b", "svc-c"]
+    repeated = client.exchange(user, audience=["svc-c", "svc-b"])
+    assert sorted(verify(realm, repeated, "svc-c")["aud"]) == ["svc-b", "svc-c"]
+    assert verify(realm, client.exchange(user, audience=["svc-c"]), "svc-c")["aud"] == "svc-c"
+
+
+async def test_exchange_async(realm: DevIdP) -> None:
+    client = make(realm)
+    token = await client.exchange_async(subject(realm), audience="svc-b", scope=["orders"])
+    claims = verify(realm, token, "svc-b")
+    assert "orders" in claims["scope"].split()
+
+
+# ---- the cache -----------------------------------------------------------------------------
+
+
+def test_a_repeated_exchange_is_served_from_the_cache(realm: DevIdP) -> None:
+    client = make(realm)
+    user = subject(realm)
+    first = client.exchange(user, audience="svc-b")
+    assert realm.hits["token"] == 1
+    assert client.exchange(user, audience=["svc-b", "svc-b"]) == first
+    assert realm.hits["token"] == 1
+    assert client.stats()["exchange_hits"] == 1
+    # Each other part of the key is another exchange.
+    assert client.exchange(user, audience="svc-c") != first
+    assert client.exchange(user, audience="svc-b", scope="orders") != first
+    assert client.exchange(subject(realm), audience="svc-b") != first
+    assert realm.hits["token"] == 4
+    # The client's own token is a separate cache.
+    client.get_token()
+    assert realm.hits["token"] == 5
+    assert client.exchange(user, audience="svc-b") == first
+    assert realm.hits["token"] == 5
+
+
+def test_an_exchanged_token_is_replaced_before_it_expires(dev_idp: DevIdP, clock: Clock) -> None:
+    dev_idp.add_client(
+        "svc-a", SECRET, token_lifetime=60, token_exchange=True, exchange_audiences=["svc-b"]
+    )
+    dev_idp.add_client("svc-b", "b")
+    client = make(dev_idp, refresh_margin=10)
+    user = subject(dev_idp, expires_in=3600)
+    first = client.exchange(user, audience="svc-b")
+    clock(45)
+    assert client.exchange(user, audience="svc-b") == first, "still outside the margin"
+    assert dev_idp.hits["token"] == 1
+    clock(10)  # 5 s left: inside the 10 s margin
+    assert client.exchange(user, audience="svc-b") != first
+    assert dev_idp.hits["token"] == 2
+
+
+def test_concurrent_threads_share_one_request(realm: DevIdP) -> None:
+    client = make(realm)
+    user = subject(realm)
+    count = 24
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = client.exchange(user, audience="svc-b")
+        except Exception as exc:  # noqa: BLE001 - reported as the result
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert all(isinstance(r, str) for r in results), results
+    assert len(set(results)) == 1
+    assert realm.hits["token"] == 1
+
+
+async def test_concurrent_tasks_share_one_request(realm: DevIdP) -> None:
+    client = make(realm)
+    user = subject(realm)
+    tokens = await asyncio.gather(
+        *(client.exchange_async(user, audience="svc-c") for _ in range(32))
+    )
+    assert len(set(tokens)) == 1
+    assert realm.hits["token"] == 1
+
+
+# ---- refusals ------------------------------------------------------------------------------
+
+
+def refused(client: tw.TokenClient, user: str, **kwargs: Any) -> tw.TokenRequestError:
+    with pytest.raises(tw.TokenRequestError) as caught:
+        client.exchange(user, **kwargs)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("requester not enabled", "invalid_client"),
+        ("public requester", "invalid_client"),
+        ("subject not meant for the requester", "access_denied"),
+        ("audience not a client", "invalid_client"),
+        ("audience not available", "invalid_target"),
+        ("expired subject", "invalid_request"),
+        ("foreign subject", "invalid_request"),
+    ],
+)
+def test_each_refusal_is_typed_final_and_keeps_the_subject_secret(
+    realm: DevIdP,
+    evil_idp: DevIdP,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+    error: str,
+) -> None:
+    realm.add_client("plain", secret="plain-secret")
+    realm.add_client("public", token_exchange=True, exchange_audiences=["svc-b"])
+    client, user, audience = make(realm), subject(realm), "svc-b"
+    if case == "requester not enabled":
+        client, user = make(realm, client_id="plain", client_secret="plain-secret"), subject(
+            realm, aud="plain"
+        )
+    elif case == "public requester":
+        client, user = make(realm, client_id="public", client_secret="x"), subject(
+            realm, aud="public"
+        )
+    elif case == "subject not meant for the requester":
+        user = subject(realm, aud=["svc-b", "account"])
+    elif case == "audience not a client":
+        audience = "nobody"
+    elif case == "audience not available":
+        audience = "svc-d"
+    elif case == "expired subject":
+        user = subject(realm, expires_in=-60)
+    else:
+        user = evil_idp.mint(sub="alice", aud="svc-a")
+    with caplog.at_level(logging.DEBUG, logger="tokenward"):
+        exc = refused(client, user, audience=audience)
+    assert exc.error == error
+    assert exc.status == 400
+    assert not exc.retryable
+    assert realm.hits["token"] == 1, "a refusal is not retried"
+    shown = " ".join([str(exc), repr(exc), caplog.text])
+    signature = user.rsplit(".", 1)[1]
+    assert signature[:16] not in shown
+    assert user[:40] not in shown
+
+
+def test_a_refusal_is_held_briefly_for_its_key(realm: DevIdP, clock: Clock) -> None:
+    client = make(realm)
+    user = subject(realm)
+    first = refused(client, user, audience="svc-d")
+    second = refused(client, user, audience="svc-d")
+    assert (first.error, second.error) == ("invalid_target", "invalid_target")
+    assert realm.hits["token"] == 1
+    clock(2)
+    refused(client, user, audience="svc-d")
+    assert realm.hits["token"] == 2
+
+
+def test_an_echoed_subject_token_is_cut_from_the_error(realm: DevIdP) -> None:
+    """An IdP that repeats the subject token in its error text: here a client named like it,
+    asked for as an audience, comes back in "Requested audience not available: ..."."""
+    user = subject(realm)
+    realm.add_client(user, secret="e")
+    exc = refused(make(realm), user, audience=user)
+    assert exc.error == "invalid_target"
+    assert "Requested audience not available" in str(exc)
+    assert user[-30:] not in str(exc)
+    assert "[redacted]" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "setting"),
+    [
+        ({"subject_token": ""}, "subject_token"),
+        ({"audience": [""]}, "audience"),
+        ({"audience": 3}, "audience"),
+        ({"scope": " "}, "scope"),
+    ],
+)
+def test_bad_arguments_are_config_errors(
+    realm: DevIdP, kwargs: dict[str, Any], setting: str
+) -> None:
+    client = make(realm)
+    args = {"subject_token": subject(realm), **kwargs}
+    with pytest.raises(tw.ConfigError) as caught:
+        client.exchange(args.pop("subject_token"), **args)
+    assert caught.value.setting == setting
+    assert realm.hits["token"] == 0

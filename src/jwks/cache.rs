@@ -341,16 +341,12 @@ impl JwksCache {
         self.stats.jwks_fetches.bump();
         let result = self.source.fetch(&self.http).await;
         let now = crate::clock::instant();
-        let mut control = self.control.lock();
-        if reason == Reason::UnknownKid {
-            control.last_unknown_refetch = Some(now);
-        }
         let previous = self.snapshot.load_full();
-        let outcome = match result {
-            Ok(fetched) if fetched.keys.is_empty() && previous.is_some() => {
-                Err("the JWKS holds no usable key".to_string())
-            }
-            Ok(fetched) => {
+        // Logged before `control` is taken and after it is let go, never under it: a record
+        // takes the GIL (the bridge reads Python's levels), and a thread holding the GIL may be
+        // waiting for `control` in `health()` or a lookup.
+        let ttl = match &result {
+            Ok(fetched) if !(fetched.keys.is_empty() && previous.is_some()) => {
                 let ttl = fetched
                     .max_age
                     .map(|d| d.clamp(MIN_TTL, MAX_TTL))
@@ -366,6 +362,16 @@ impl JwksCache {
                     "JWKS: {} usable keys, fresh for {ttl:?}",
                     fetched.keys.len()
                 );
+                Some(ttl)
+            }
+            _ => None,
+        };
+        let mut control = self.control.lock();
+        if reason == Reason::UnknownKid {
+            control.last_unknown_refetch = Some(now);
+        }
+        let outcome = match (result, ttl) {
+            (Ok(fetched), Some(ttl)) => {
                 let empty = fetched.keys.is_empty();
                 self.snapshot.store(Some(Arc::new(Snapshot {
                     keys: Arc::new(fetched.keys),
@@ -382,7 +388,8 @@ impl JwksCache {
                     Ok(())
                 }
             }
-            Err(e) => Err(e),
+            (Ok(_), None) => Err("the JWKS holds no usable key".to_string()),
+            (Err(e), _) => Err(e),
         };
         turn.completed();
         match outcome {
@@ -393,6 +400,7 @@ impl JwksCache {
                 let backoff = failed_fetch_backoff(control.failures).min(self.policy.cooldown);
                 control.retry_after = Some(now + backoff);
                 control.last_error = Some(message.clone());
+                drop(control);
                 let usable = previous.is_some_and(|p| {
                     !p.keys.is_empty()
                         && now.saturating_duration_since(p.fetched_at)

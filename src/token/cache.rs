@@ -312,15 +312,21 @@ impl<S: Source> TokenCache<S> {
                 Ok(token)
             }
             Err(failed) => {
-                let mut backoff = self.backoff.lock();
-                backoff.failures += 1;
-                let window = retry::window(backoff.failures, failed.retry_after);
-                backoff.until = Some(crate::clock::instant() + window);
+                let retry_after = failed.retry_after;
                 let error = failed.into_error();
-                backoff.last_error = Some(error.clone());
+                let (failures, window) = {
+                    let mut backoff = self.backoff.lock();
+                    backoff.failures += 1;
+                    let window = retry::window(backoff.failures, retry_after);
+                    backoff.until = Some(crate::clock::instant() + window);
+                    backoff.last_error = Some(error.clone());
+                    (backoff.failures, window)
+                };
+                // Not under `backoff`: a log record takes the GIL, and a thread holding the GIL
+                // may be waiting for `backoff` in `health()`.
                 log::debug!(
-                    "token refresh failed {} time(s) in a row; next attempt in {:.1}s at the earliest",
-                    backoff.failures,
+                    "token refresh failed {failures} time(s) in a row; next attempt in {:.1}s at \
+                     the earliest",
                     window.as_secs_f64()
                 );
                 Err(error)

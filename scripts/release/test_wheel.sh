@@ -19,7 +19,8 @@ linux_wheel="$(printf '%s' "$dir"/tokenward-*-manylinux*.whl)"
 windows_wheel="$(printf '%s' "$dir"/tokenward-*-win_amd64.whl)"
 [[ -f "$linux_wheel" && -f "$windows_wheel" ]] || { echo "test_wheel: no wheels in $dir (make wheels)" >&2; exit 1; }
 deps=("pytest>=8" "pytest-asyncio>=0.23" "pytest-timeout" "fastapi>=0.100" "uvicorn>=0.23"
-      "websockets>=12" "requests>=2.28" "httpx>=0.24" "mypy>=2.4,<3" "types-requests")
+      "websockets>=12" "requests>=2.28" "httpx>=0.24" "mypy>=2.4,<3" "types-requests"
+      "trustme>=1.1" "prometheus_client>=0.17")
 
 find_python() {
     local version="$1" pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}" candidate=""

@@ -5,8 +5,9 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 MATURIN := $(VENV)/bin/maturin
 STAMP   := $(VENV)/.deps-stamp
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: venv dev test test-rust test-python test-keycloak demo wheel bench lint fmt clean
+.PHONY: venv dev test test-rust test-python redis-server test-keycloak demo wheel bench lint fmt clean
 
 venv: $(STAMP)
 
@@ -31,8 +32,14 @@ test-rust:
 
 # The agent executable's test (marker agent_exe) needs `make agent-exe`'s build:
 # `make test-agent-exe` runs it, and .ci/run runs that target.
-test-python: dev
+test-python: dev redis-server
 	$(PY) -m pytest -q -m "not agent_exe"
+
+# The tests of shared state (issue 18) start their own redis-server (tests/_redis.py); Debian's.
+redis-server:
+	command -v redis-server >/dev/null || { $(SUDO) apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q redis-server && \
+	    { $(SUDO) service redis-server stop >/dev/null 2>&1 || true; }; }
 
 # Only the end-to-end suite against a real Keycloak (`make test` runs it too); README.md,
 # "End-to-end against Keycloak".
@@ -106,7 +113,6 @@ WHEELS_PY    := $(WHEELS_VENV)/bin/python
 WHEELS_STAMP := $(WHEELS_VENV)/.wheels-deps-stamp
 WHEELS_DIR   := dist/wheels
 WIN_TARGET   := x86_64-pc-windows-gnu
-SUDO         := $(if $(filter 0,$(shell id -u)),,sudo)
 # The Pythons a wheel is installed into (pyenv's, else python3.X on PATH).
 WHEEL_TEST_PYTHONS ?= 3.10 3.12
 

@@ -10,6 +10,7 @@ import pytest
 import tokenward as tw
 from _agent_venv import make_agent_venv
 from _helpers import MakeVerifier
+from _redis import RedisServer
 from tokenward.testing import DevIdP
 
 #: Every Verifier in the suite gets a small HTTP timeout, so no fault can hang a test.
@@ -45,3 +46,14 @@ def evil_idp() -> Iterator[DevIdP]:
 def agent_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Python of a virtualenv with tokenward and requests and nothing of FastAPI."""
     return make_agent_venv(tmp_path_factory.mktemp("agent-venv") / "venv")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own on loopback, killed when the test ends."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

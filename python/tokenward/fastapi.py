@@ -73,6 +73,8 @@ from ._streams import (
     TOKEN_EXPIRED_EVENT,
     WS_TOKEN_EXPIRED,
     ExpiringEventStream,
+    Proven,
+    Recheck,
     TokenWatch,
     expiring_websocket,
 )
@@ -89,6 +91,8 @@ __all__ = [
     "BearerDependency",
     "ExpiringEventStream",
     "Identity",
+    "Proven",
+    "Recheck",
     "ServerEvent",
     "TokenWatch",
     "User",

@@ -40,6 +40,9 @@ class Recorder:
     #: tokens the revocation hook refuses (with `revocable`, instead of re-verifying)
     revoked: set[str] = field(default_factory=set)
     revocable: bool = False
+    #: set when an event source has been closed (its `finally` ran), with the count
+    sources_closed: int = 0
+    source_closed: threading.Event = field(default_factory=threading.Event)
     failing_hits: int = 0
     refused: int = 0
     ws_ends: list[tuple[str | None, float]] = field(default_factory=list)
@@ -62,9 +65,14 @@ def make_app(auth: Authenticator, rec: Recorder) -> FastAPI:
         hook = rec.revoked_hook if rec.revocable else None
 
         async def numbered() -> AsyncIterator[ServerEvent]:
-            for n in range(start + 1, rec.total + 1):
-                await asyncio.sleep(rec.interval)
-                yield ServerEvent(data=f"event {n}", id=str(n))
+            try:
+                for n in range(start + 1, rec.total + 1):
+                    await asyncio.sleep(rec.interval)
+                    yield ServerEvent(data=f"event {n}", id=str(n))
+            finally:
+                with rec.lock:
+                    rec.sources_closed += 1
+                rec.source_closed.set()
 
         return ExpiringEventStream(
             numbered(),

@@ -272,6 +272,22 @@ def test_a_revocation_seen_on_a_recheck_ends_the_stream() -> None:
     assert all(e.event == "message" for e in events[:-1])
 
 
+def test_a_client_that_goes_away_ends_the_source() -> None:
+    rec = Recorder(total=10_000, interval=0.05)
+    with stack(rec) as (idp, url, _):
+        headers = {"Authorization": f"Bearer {idp.mint(expires_in=300)}"}
+        parser = EventParser()
+        with (
+            httpx.Client(timeout=5) as http,
+            http.stream("GET", url + "/events", headers=headers) as response,
+        ):
+            for chunk in response.iter_bytes():
+                if list(parser.feed(chunk)):
+                    break
+        assert rec.source_closed.wait(timeout=10), "the source outlived its client"
+        assert rec.sources_closed == 1
+
+
 def test_settings_are_checked() -> None:
     from tokenward.fastapi import TokenWatch
 

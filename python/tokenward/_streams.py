@@ -154,6 +154,12 @@ def _log_end(kind: str, reason: str) -> None:
     logger.info("%s ended: token no longer valid (%s)", kind, reason)
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    # Marks an outcome nobody will use as seen (asyncio logs an exception never retrieved).
+    if not task.cancelled():
+        task.exception()
+
+
 async def _stop(task: asyncio.Future[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -219,13 +225,21 @@ class ExpiringEventStream(StreamingResponse):
                     pending = None
                 yield (ServerEvent(data=item) if isinstance(item, str) else item).encode()
         finally:
-            if pending is not None:
-                await _stop(pending)
-            await _stop(watch)
-            close = getattr(source, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
+            # No await before the source is dealt with: on a client's disconnect Starlette
+            # cancels this body through an anyio scope, which cancels every await here again.
+            watch.cancel()
+            if pending is not None and not pending.done():
+                # The source is waiting inside the step: cancelling the step raises there and
+                # ends it, as closing it would (which cannot be done while it runs).
+                pending.add_done_callback(_consume)
+                pending.cancel()
+            else:
+                if pending is not None:
+                    _consume(pending)
+                close = getattr(source, "aclose", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        await close()
 
 
 async def expiring_websocket(

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -42,11 +44,14 @@ SCENARIO_TIMEOUT = 60.0
 
 
 @contextmanager
-def stack(rec: Recorder, token_lifetime: int = LIFETIME) -> Iterator[tuple[DevIdP, str, Any]]:
+def stack(
+    rec: Recorder, token_lifetime: int = LIFETIME, allowlist: Any = False
+) -> Iterator[tuple[DevIdP, str, Any]]:
     """A DevIdP, the stream app behind an `Authenticator` for it, and a `TokenClient`."""
     with DevIdP() as idp:
         idp.add_client("streamer", secret=SECRET, token_lifetime=token_lifetime)
-        auth = Authenticator(tw.Verifier(idp.issuer, http_timeout=2), allowlist=False)
+        verifier = tw.Verifier(idp.issuer, http_timeout=2)
+        auth = Authenticator(verifier, allowlist=allowlist)
         with serve(make_app(auth, rec)) as url:
             client = tw.TokenClient(
                 idp.token_url, client_id="streamer", client_secret=SECRET, timeout=2
@@ -269,6 +274,34 @@ def test_a_revocation_seen_on_a_recheck_ends_the_stream() -> None:
                             rec.revoked.add(token)
                     assert len(events) < 1000, "the revoked stream went on"
     assert events[-1] == ServerEvent(data="revoked", event=TOKEN_EXPIRED_EVENT, id=events[-2].id)
+    assert all(e.event == "message" for e in events[:-1])
+
+
+def test_the_default_recheck_ends_the_stream_of_a_user_taken_off_the_allowlist(
+    tmp_path: Path,
+) -> None:
+    # The default re-verification is the Authenticator's own (verifier and allowlist): a user
+    # removed from the allowlist file while streaming is cut off at the next recheck.
+    allowlist = tmp_path / "allowlist.txt"
+    allowlist.write_text("alice@example.org\n")
+    rec = Recorder(total=10_000, interval=0.05, recheck_every=0.2)
+    with stack(rec, allowlist=str(allowlist)) as (idp, url, _):
+        token = idp.mint(expires_in=300, email="alice@example.org")
+        events: list[ServerEvent] = []
+        parser = EventParser()
+        with httpx.Client(timeout=5) as http:
+            headers = {"Authorization": f"Bearer {token}"}
+            with http.stream("GET", url + "/events", headers=headers) as response:
+                assert response.status_code == 200
+                for chunk in response.iter_bytes():
+                    events.extend(parser.feed(chunk))
+                    if len(events) == 3:
+                        replacement = tmp_path / "next.txt"
+                        replacement.write_text("bob@example.org\n")
+                        os.replace(replacement, allowlist)
+                    assert len(events) < 1000, "the stream of a user no longer allowed went on"
+    assert events[-1].event == TOKEN_EXPIRED_EVENT
+    assert events[-1].data == "not_allowlisted"
     assert all(e.event == "message" for e in events[:-1])
 
 

@@ -120,7 +120,10 @@ class _Reopening:
             raise self._error(f"the event stream at {self.where} was refused with {status}")
         if (content_type or "").partition(";")[0].strip().lower() != "text/event-stream":
             raise self._error(f"{self.where} did not answer with an event stream")
+        # The reconnection time the server set holds for the stream, not one open.
+        reconnection_time = self.parser.reconnection_time
         self.parser = EventParser(self.last_event_id)
+        self.parser.reconnection_time = reconnection_time
         self.delivered = False
         return True
 

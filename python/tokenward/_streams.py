@@ -31,6 +31,7 @@ from starlette.responses import StreamingResponse
 from starlette.websockets import WebSocket, WebSocketState
 
 from ._bearer import NotAllowlisted
+from ._native import _LogThrottle
 from ._sse import ServerEvent
 from .errors import InvalidToken
 
@@ -66,6 +67,9 @@ DEFAULT_GRACE: Final = 2.0
 #: Seconds between re-verifications of the token of an open stream (a cached verify costs about a
 #: microsecond); None turns them off, leaving the deadline alone.
 DEFAULT_RECHECK_EVERY: Final = 30.0
+
+
+_RECHECK_FAILED_LOG = _LogThrottle()
 
 
 class Proven(Protocol):
@@ -127,7 +131,14 @@ class TokenWatch:
         except NotAllowlisted:
             return "not_allowlisted"
         except Exception as exc:  # noqa: BLE001 - an outage is not the token's fault
-            logger.warning("stream token re-verification failed (%s); keeping the stream", exc)
+            # Every open stream rechecks: one line per interval, not one per stream.
+            suppressed = _RECHECK_FAILED_LOG.admit()
+            if suppressed is not None:
+                logger.warning(
+                    "stream token re-verification failed (%s); keeping the stream%s",
+                    type(exc).__name__,
+                    _LogThrottle.suffix(suppressed),
+                )
         return None
 
     async def ended(self) -> str:

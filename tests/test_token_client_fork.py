@@ -19,6 +19,7 @@ pytestmark = [
 ]
 
 
+
 def test_forked_child_uses_the_cache_and_fetches_for_itself(dev_idp: DevIdP) -> None:
     dev_idp.add_client("agent", secret="fork-secret")
     client = tw.TokenClient(

@@ -197,14 +197,12 @@ def test_each_refusal_is_typed_final_and_keeps_the_subject_secret(
     realm.add_client("public", token_exchange=True, exchange_audiences=["svc-b"])
     client, user, audience = make(realm), subject(realm), "svc-b"
     if case == "requester not enabled":
-        client, user = (
-            make(realm, client_id="plain", client_secret="plain-secret"),
-            subject(realm, aud="plain"),
+        client, user = make(realm, client_id="plain", client_secret="plain-secret"), subject(
+            realm, aud="plain"
         )
     elif case == "public requester":
-        client, user = (
-            make(realm, client_id="public", client_secret="x"),
-            subject(realm, aud="public"),
+        client, user = make(realm, client_id="public", client_secret="x"), subject(
+            realm, aud="public"
         )
     elif case == "subject not meant for the requester":
         user = subject(realm, aud=["svc-b", "account"])

@@ -15,6 +15,7 @@ from .errors import (
     ExpiredToken,
     InvalidToken,
     KeySetUnavailable,
+    StreamError,
     TokenRequestError,
     TokenwardError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ExpiredToken",
     "InvalidToken",
     "KeySetUnavailable",
+    "StreamError",
     "TokenClient",
     "TokenRequestError",
     "TokenwardError",

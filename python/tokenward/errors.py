@@ -7,6 +7,7 @@ __all__ = [
     "ExpiredToken",
     "InvalidToken",
     "KeySetUnavailable",
+    "StreamError",
     "TokenRequestError",
     "TokenwardError",
 ]
@@ -89,3 +90,33 @@ class ConfigError(TokenwardError, ValueError):
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
         self.setting = setting
+
+
+class StreamError(TokenwardError):
+    """An event stream could not be (re)opened: `attempts` opens in a row failed, or one failed
+    in a way another try cannot mend (a 403, a 404, a body that is not an event stream).
+
+    `status` is the last HTTP status (None when no answer came), `last_event_id` where the
+    stream stood, for a caller that resumes it later. The message never contains a token."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        status: int | None = None,
+        last_event_id: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.status = status
+        self.last_event_id = last_event_id
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild_stream_error, (str(self), self.attempts, self.status, self.last_event_id))
+
+
+def _rebuild_stream_error(
+    message: str, attempts: int, status: int | None, last_event_id: str
+) -> StreamError:
+    return StreamError(message, attempts=attempts, status=status, last_event_id=last_event_id)

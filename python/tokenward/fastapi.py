@@ -10,6 +10,9 @@
     async def me(user: User = Depends(auth.user)) -> dict[str, str]:
         return {"uid": user.uid}
 
+Streams that end with their token: `ExpiringEventStream` (SSE) and `expiring_websocket`; see
+`tokenward._streams` and docs/streams.md.
+
 Warm start and readiness probes: `warm_lifespan(auth)` as the app's `lifespan`, and
 `readiness_router(auth)` (GET /ready: 503 until the key set is held); see `tokenward._readiness`.
 
@@ -65,6 +68,16 @@ from ._bearer import (
 )
 from ._native import _LogThrottle
 from ._readiness import health_of, readiness_endpoint, readiness_router, warm_lifespan
+from ._sse import ServerEvent
+from ._streams import (
+    TOKEN_EXPIRED_EVENT,
+    WS_TOKEN_EXPIRED,
+    ExpiringEventStream,
+    Proven,
+    Recheck,
+    TokenWatch,
+    expiring_websocket,
+)
 from .allowlist import EmailAllowlist
 from .errors import TokenRequestError, TokenwardError
 from .forwarding import Exchange, ForwardedBearer
@@ -72,13 +85,21 @@ from .verifier import Verifier
 
 __all__ = [
     "ROLE_CLIENTS_ENV",
+    "TOKEN_EXPIRED_EVENT",
+    "WS_TOKEN_EXPIRED",
     "Authenticator",
     "BearerDependency",
+    "ExpiringEventStream",
     "Identity",
+    "Proven",
+    "Recheck",
+    "ServerEvent",
+    "TokenWatch",
     "User",
     "authorization_header",
     "configure",
     "default_authenticator",
+    "expiring_websocket",
     "forwarded_bearer",
     "get_claims",
     "get_current_user",

@@ -20,9 +20,13 @@ from typing import Protocol
 
 import httpx
 
+from ._stream_client import ServerEvent, aiter_events
+from ._stream_client import iter_events_httpx as iter_events
+from .errors import StreamError
+
 logger = logging.getLogger("tokenward.httpx")
 
-__all__ = ["BearerAuth"]
+__all__ = ["BearerAuth", "ServerEvent", "StreamError", "aiter_events", "iter_events"]
 
 
 class TokenSource(Protocol):

@@ -20,9 +20,12 @@ from urllib.parse import urlsplit
 import requests
 from requests.cookies import extract_cookies_to_jar
 
+from ._stream_client import ServerEvent, iter_events
+from .errors import StreamError
+
 logger = logging.getLogger("tokenward.requests")
 
-__all__ = ["BearerAuth"]
+__all__ = ["BearerAuth", "ServerEvent", "StreamError", "iter_events"]
 
 
 class TokenSource(Protocol):

@@ -7,10 +7,10 @@
                                                 attributes (`jwks.string`): 204
     DELETE /admin/realms/{realm}/clients/{id}   204
 
-The roles, as Keycloak's realm-management client grants them: listing needs `query-clients`
-(which shows only `id` and `clientId`), `view-clients` or `manage-clients` (the whole
-representation); reading one needs `view-clients` or `manage-clients`; creating needs
-`create-client` or `manage-clients`; updating and deleting need `manage-clients`.
+The roles, as Keycloak 26.7's realm-management client grants them (measured): listing and
+reading need `view-clients` or `manage-clients` (`query-clients` alone lists nothing: an empty
+list); creating, updating and deleting need `manage-clients` (`create-client` is refused here:
+it is for the client registration service).
 
 Uploaded keys travel as Keycloak keeps them: the attribute `jwks.string` (a JWK Set as a JSON
 string) with `use.jwks.string` set to "true". The client's authenticator is `client-jwt`
@@ -28,7 +28,6 @@ from ._server import Response
 
 LIST_ROLES = frozenset({"query-clients", "view-clients", "manage-clients"})
 VIEW_ROLES = frozenset({"view-clients", "manage-clients"})
-CREATE_ROLES = frozenset({"create-client", "manage-clients"})
 MANAGE_ROLES = frozenset({"manage-clients"})
 DEFAULT_MAX = 100
 
@@ -140,18 +139,13 @@ class ClientsApi:
         size = int(query.get("max") or DEFAULT_MAX)
         if first < 0 or size < 0:
             raise ValueError("first/max")
+        if not roles & VIEW_ROLES:
+            return Response.json(200, [])  # query-clients alone: allowed, and shown nothing
         page = clients[first : first + size]
-        full = bool(roles & VIEW_ROLES)
-        return Response.json(
-            200,
-            [
-                self.representation(c) if full else {"id": c.internal_id, "clientId": c.client_id}
-                for c in page
-            ],
-        )
+        return Response.json(200, [self.representation(c) for c in page])
 
     def _create(self, body: bytes, roles: set[str], location: str) -> Response:
-        if not roles & CREATE_ROLES:
+        if not roles & MANAGE_ROLES:
             return _forbidden()
         rep = _json_object(body)
         if rep is None:

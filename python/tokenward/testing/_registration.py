@@ -185,7 +185,7 @@ class ClientRegistration:
             if access is None:
                 raise RegistrationError(401, "invalid_token", "Failed decode token")
             if access.expires_at is not None and time.time() >= access.expires_at:
-                raise RegistrationError(401, "invalid_token", "Expired initial access token")
+                raise RegistrationError(401, "invalid_token", "Failed decode token")  # as Keycloak
             if access.remaining < 1:
                 raise RegistrationError(
                     401, "invalid_token", "No remaining count on initial access token"

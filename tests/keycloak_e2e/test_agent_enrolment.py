@@ -222,6 +222,16 @@ def test_two_workstations_rotate_and_revoke(
     }
     assert {cid: listed[cid].enabled for cid in ids} == {ids[0]: True, ids[1]: False}
     assert len(listed[ids[0]].kids) == 1 and listed[ids[0]].kids[0] != rotating.kid
+
+    # The operator's way (the Admin API, manage-clients) rotates the same client too.
+    again = rotate_key(rotating.config_file, operator=realm.operator)
+    finish_rotation(rotating.config_file, operator=realm.operator)
+    assert agents[0].call(url).status_code == 200
+    kids = {
+        a.client_id: a.kids
+        for a in list_agents(kc.url, realm.operator, realm=REALM, prefix="SmartEM_Agent_e2e_")
+    }
+    assert kids[ids[0]] == (again.new_kid,)
     print(
         f"\nrotation against Keycloak: stage {timings['stage']:.2f} s, finish "
         f"{timings['finish']:.2f} s, {len(statuses)} calls, 0 failed"

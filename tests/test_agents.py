@@ -320,6 +320,9 @@ def test_cli_enrol_rotate_list_disable_delete(idp: DevIdP, tmp_path: Path) -> No
     assert missing.returncode == 1
     no_operator = run("agent", "list", *where)
     assert no_operator.returncode == 2
+    no_token = run("agent", "enrol", *where, "--dir", str(tmp_path / "y"))
+    assert no_token.returncode == 2
+    assert "no initial access token" in no_token.stderr
     for result in (enrolled, again, rotated, finished, listed, missing):
         for secret in (iat, rat, OPS_SECRET):
             assert secret not in result.stdout + result.stderr

@@ -143,8 +143,15 @@ def _enrol(args: argparse.Namespace) -> int:
             secret_file=args.initial_access_token_file,
             env_names=INITIAL_ACCESS_ENV,
             prompt="initial access token: ",
-            required=True,
+            required=False,
         )
+        if token is None:
+            raise Fail(
+                "no initial access token: use --initial-access-token-file, set "
+                f"{INITIAL_ACCESS_ENV[0]}, run in a terminal, or enrol as an operator "
+                "(--operator-client-id)",
+                USAGE,
+            )
     try:
         done = enrol(
             url,

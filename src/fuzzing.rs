@@ -32,6 +32,7 @@ use zeroize::Zeroizing;
 use crate::jwks::{parse_jwks, KeySet};
 use crate::token::auth::{ClientAuth, Credentials, Redactor};
 use crate::token::endpoint::classify;
+use crate::verify::azp::AzpAllowlist;
 use crate::verify::jws;
 use crate::verify::policy::Policy;
 use crate::verify::ASYMMETRIC_ALGORITHMS;
@@ -129,12 +130,13 @@ fn policies() -> &'static [Policy] {
     static POLICIES: OnceLock<Vec<Policy>> = OnceLock::new();
     POLICIES.get_or_init(|| {
         let strings = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let azp = |names: &[&str]| AzpAllowlist::parse(&strings(names)).expect("valid patterns");
         vec![
             Policy {
                 issuer: "https://auth.example.org/realms/dls".into(),
                 verify_issuer: true,
                 audience: Vec::new(),
-                allowed_azp: Some(strings(&["SmartEM_User", "smartem-agent"])),
+                allowed_azp: Some(azp(&["SmartEM_User", "smartem-agent", "SmartEM_Agent_*"])),
                 leeway: 60,
                 required_claims: strings(&["exp"]),
                 token_types: Some(strings(&["Bearer"])),
@@ -154,7 +156,7 @@ fn policies() -> &'static [Policy] {
                 issuer: "http://127.0.0.1:8080/realms/test".into(),
                 verify_issuer: true,
                 audience: strings(&["api", "account"]),
-                allowed_azp: Some(strings(&["svc"])),
+                allowed_azp: Some(azp(&["svc"])),
                 leeway: 0,
                 required_claims: strings(&["exp", "sub", "iat"]),
                 token_types: Some(strings(&["Bearer", "DPoP"])),
@@ -238,7 +240,7 @@ fn holds(policy: &Policy, claims: &Map<String, Value>, now: u64) {
         assert!(matched, "passed without our audience");
     }
     if let Some(allowed) = &policy.allowed_azp {
-        assert!(str_claim("azp").is_some_and(|azp| allowed.iter().any(|a| a == azp)));
+        assert!(str_claim("azp").is_some_and(|azp| allowed.allows(azp)));
     }
     if let (Some(types), Some(typ)) = (&policy.token_types, claims.get("typ")) {
         assert!(typ.as_str().is_some_and(|t| types.iter().any(|a| a == t)));

@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::token::{AuthMethod, TokenClientConfig};
+use crate::verify::azp::AzpAllowlist;
 use crate::verify::VerifierConfig;
 
 /// The Keycloak base URL, e.g. `https://auth.example.org` (required).
@@ -17,7 +18,7 @@ pub const REALM: &str = "KEYCLOAK_REALM";
 pub const DEFAULT_REALM: &str = "dls";
 /// Whether the verifier checks `iss` (default true).
 pub const VERIFY_ISS: &str = "KEYCLOAK_VERIFY_ISS";
-/// The `azp` values a verifier accepts (a comma list; unset: any).
+/// The `azp` values a verifier accepts (a comma list; `Prefix_*` entries are prefixes; unset: any).
 pub const ALLOWED_AZP: &str = "KEYCLOAK_ALLOWED_AZP";
 /// The audiences a verifier accepts (a comma list; unset: not checked).
 pub const AUDIENCE: &str = "KEYCLOAK_AUDIENCE";
@@ -68,6 +69,13 @@ pub(crate) fn verifier_config(var: impl Fn(&str) -> Option<String>) -> Result<Ve
             parse_bool(&flag).ok_or_else(|| Error::config(VERIFY_ISS, "must be true or false"))?;
     }
     config.allowed_azp = env.get(ALLOWED_AZP).map(|v| comma_list(&v));
+    if let Some(entries) = &config.allowed_azp {
+        // Checked here as well as at construction, so the error names the variable.
+        AzpAllowlist::parse(entries).map_err(|e| match e {
+            Error::Config { message, .. } => Error::config(ALLOWED_AZP, message),
+            other => other,
+        })?;
+    }
     config.audience = env
         .get(AUDIENCE)
         .map(|v| comma_list(&v))
@@ -187,6 +195,26 @@ mod tests {
             false,
         );
         assert!(lenient.is_ok());
+    }
+
+    #[test]
+    fn env_allowed_azp_takes_prefix_patterns_and_names_the_variable() {
+        let read = |azp: &str| {
+            VerifierConfig::from_env(env(&[
+                ("KEYCLOAK_URL", "http://kc"),
+                ("KEYCLOAK_ALLOWED_AZP", azp),
+            ]))
+        };
+        let config = read("SmartEM_User, SmartEM_Agent_*").unwrap();
+        assert_eq!(
+            config.allowed_azp.as_deref(),
+            Some(&["SmartEM_User".to_string(), "SmartEM_Agent_*".to_string()][..])
+        );
+        assert_eq!(setting(read("*").unwrap_err()), "KEYCLOAK_ALLOWED_AZP");
+        assert_eq!(
+            setting(read("SmartEM_User,Smart*_Agent").unwrap_err()),
+            "KEYCLOAK_ALLOWED_AZP"
+        );
     }
 
     fn setting(e: Error) -> String {

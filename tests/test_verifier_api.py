@@ -110,6 +110,19 @@ def test_from_env_allowed_azp(keycloak_env: pytest.MonkeyPatch, dev_idp: DevIdP)
     expect_invalid(v, dev_idp.mint(azp="Other"), "azp_not_allowed")
 
 
+def test_from_env_allowed_azp_prefix_pattern(
+    keycloak_env: pytest.MonkeyPatch, dev_idp: DevIdP
+) -> None:
+    keycloak_env.setenv("KEYCLOAK_ALLOWED_AZP", "SmartEM_User, SmartEM_Agent_*")
+    v = tw.Verifier.from_env()
+    assert v.verify(dev_idp.mint(azp="SmartEM_Agent_ws07"))["azp"] == "SmartEM_Agent_ws07"
+    assert v.verify(dev_idp.mint(azp="SmartEM_User"))["azp"] == "SmartEM_User"
+    expect_invalid(v, dev_idp.mint(azp="SmartEM_Agent"), "azp_not_allowed")
+    keycloak_env.setenv("KEYCLOAK_ALLOWED_AZP", "SmartEM_*_Agent")
+    with pytest.raises(tw.ConfigError, match="KEYCLOAK_ALLOWED_AZP"):
+        tw.Verifier.from_env()
+
+
 def test_from_env_audience(keycloak_env: pytest.MonkeyPatch, dev_idp: DevIdP) -> None:
     keycloak_env.setenv("KEYCLOAK_AUDIENCE", "smartem-api")
     v = tw.Verifier.from_env()

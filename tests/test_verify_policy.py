@@ -259,6 +259,37 @@ def test_azp_not_on_the_allowlist_is_rejected(
     expect_invalid(v, dev_idp.mint(azp=azp), "azp_not_allowed")
 
 
+@pytest.mark.parametrize(
+    ("azp", "accepted"),
+    [
+        ("SmartEM_Agent_ws01", True),
+        ("SmartEM_Agent_", True),
+        ("SmartEM_User", True),
+        ("SmartEM_Agent", False),
+        ("smartem_agent_ws01", False),
+        ("X_SmartEM_Agent_ws01", False),
+        (None, False),
+    ],
+)
+def test_allowed_azp_prefix_patterns_match_per_workstation_clients(
+    dev_idp: DevIdP, make_verifier: MakeVerifier, azp: Any, accepted: bool
+) -> None:
+    v = make_verifier(allowed_azp=["SmartEM_User", "SmartEM_Agent_*"])
+    token = dev_idp.mint(azp=azp)
+    if accepted:
+        assert v.verify(token)["azp"] == azp
+    else:
+        expect_invalid(v, token, "azp_not_allowed")
+
+
+@pytest.mark.parametrize("bad", [["*"], ["SmartEM_*_Agent"], ["*Agent"], ["ok", "a**"]])
+def test_allowed_azp_refuses_a_star_anywhere_but_the_end(
+    dev_idp: DevIdP, make_verifier: MakeVerifier, bad: list[str]
+) -> None:
+    with pytest.raises(tw.ConfigError, match="allowed_azp"):
+        make_verifier(allowed_azp=bad)
+
+
 # ---- typ ---------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, HttpConfig};
 use crate::jwks::{JwksPolicy, KeySetLocation};
 
+use super::azp::AzpAllowlist;
 use super::policy::Policy;
 use super::report_only::ReportOnly;
 
@@ -33,7 +34,8 @@ pub struct VerifierConfig {
     pub jwks_uri: Option<String>,
     /// Accepted audiences (`aud`); empty: not checked.
     pub audience: Vec<String>,
-    /// Accepted authorized parties (`azp`); None: any.
+    /// Accepted authorized parties (`azp`): exact names, or prefixes ending in `*`
+    /// (`SmartEM_Agent_*`); None: any.
     pub allowed_azp: Option<Vec<String>>,
     /// Accepted header algorithms; None: every asymmetric one.
     pub algorithms: Option<Vec<String>>,
@@ -178,17 +180,16 @@ impl VerifierConfig {
         if self.audience.iter().any(|a| a.is_empty()) {
             return Err(Error::config("audience", "must not contain empty strings"));
         }
-        if self.allowed_azp.as_ref().is_some_and(|a| a.is_empty()) {
-            return Err(Error::config(
-                "allowed_azp",
-                "is empty, which would reject every token; pass None to allow any azp",
-            ));
-        }
+        let allowed_azp = self
+            .allowed_azp
+            .as_deref()
+            .map(AzpAllowlist::parse)
+            .transpose()?;
         let policy = Policy {
             issuer: issuer.trim_end_matches('/').to_string(),
             verify_issuer: self.verify_issuer,
             audience: self.audience,
-            allowed_azp: self.allowed_azp,
+            allowed_azp,
             leeway,
             required_claims: self.required_claims,
             token_types: self.token_types,

@@ -21,6 +21,7 @@
 //! with the lock held, which is a pure cache probe, and on a miss hands the [`Uncached`] to one
 //! of the second column after releasing it, so the cache is not looked at twice.
 
+pub(crate) mod azp;
 mod cache;
 mod claims;
 mod config;

@@ -4,12 +4,14 @@ use serde_json::{Map, Value};
 
 use crate::error::{Code, Error, Result};
 
+use super::azp::AzpAllowlist;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
     pub issuer: String,
     pub verify_issuer: bool,
     pub audience: Vec<String>,
-    pub allowed_azp: Option<Vec<String>>,
+    pub allowed_azp: Option<AzpAllowlist>,
     pub leeway: u64,
     pub required_claims: Vec<String>,
     pub token_types: Option<Vec<String>>,
@@ -100,7 +102,7 @@ impl Policy {
         }
         if let Some(allowed) = &self.allowed_azp {
             let azp = claims.get("azp").and_then(Value::as_str);
-            if !azp.is_some_and(|azp| allowed.iter().any(|a| a == azp)) {
+            if !azp.is_some_and(|azp| allowed.allows(azp)) {
                 return Err(Error::invalid(
                     Code::AzpNotAllowed,
                     "the token's authorized party is not permitted",
@@ -141,7 +143,7 @@ mod tests {
             issuer: "https://kc/realms/dls".into(),
             verify_issuer: true,
             audience: vec!["app".into()],
-            allowed_azp: Some(vec!["SmartEM_User".into()]),
+            allowed_azp: Some(AzpAllowlist::parse(&["SmartEM_User".into()]).unwrap()),
             leeway: 60,
             required_claims: vec!["exp".into()],
             token_types: Some(vec!["Bearer".into()]),

@@ -8,7 +8,7 @@ import argparse
 import logging
 import sys
 
-from . import call, demo, inspect, jwks, token, verify
+from . import agent, call, demo, inspect, jwks, token, verify
 from ._common import OK, REJECTED, UNREACHABLE, USAGE, Fail
 
 __all__ = ["main"]
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG on stderr")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (token, inspect, verify, jwks, call, demo):
+    for module in (token, inspect, verify, jwks, call, demo, agent):
         module.add_parser(sub)
     return parser
 

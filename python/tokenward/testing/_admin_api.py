@@ -1,4 +1,6 @@
-"""A minimal, read-only slice of Keycloak's Admin REST API for the DevIdP.
+"""A minimal slice of Keycloak's Admin REST API for the DevIdP: read-only for users and groups,
+and the clients paths of `_admin_clients` (list, create, update, delete) when a `ClientAdmin` is
+given.
 
     GET /admin/realms/{realm}/users                 search, username, email, exact, first, max,
                                                     briefRepresentation
@@ -24,6 +26,7 @@ from urllib.parse import parse_qs, unquote
 
 from tokenward import InvalidToken, KeySetUnavailable, Verifier
 
+from ._admin_clients import ClientAdmin, ClientsApi
 from ._groups import Group
 from ._realm import Directory, User
 from ._server import Request, Response
@@ -140,9 +143,14 @@ class AdminApi:
     """Serves the Admin API paths of one realm (`prefix` is `/admin/realms/{realm}`)."""
 
     def __init__(
-        self, directory: Directory, issuer: Callable[[], str], jwks_uri: Callable[[], str]
+        self,
+        directory: Directory,
+        issuer: Callable[[], str],
+        jwks_uri: Callable[[], str],
+        clients: ClientAdmin | None = None,
     ) -> None:
         self._directory = directory
+        self._clients = ClientsApi(directory, clients) if clients is not None else None
         self._issuer = issuer
         self._jwks_uri = jwks_uri
         self._lock = threading.Lock()
@@ -155,16 +163,22 @@ class AdminApi:
                 self._verifier = Verifier(self._issuer(), jwks_uri=self._jwks_uri(), cache_size=0)
             return self._verifier
 
-    def handle(self, request: Request, rest: str) -> Response:
-        """Answer `request`, whose path below the prefix is `rest`."""
-        if request.method not in ("GET", "HEAD"):
+    def handle(self, request: Request, rest: str, location: str = "") -> Response:
+        """Answer `request`, whose path below the prefix is `rest` (`location`: the prefix's
+        URL, for a created client's Location header)."""
+        parts = [unquote(p) for p in rest.strip("/").split("/")]
+        writable = self._clients is not None and parts[0] == "clients"
+        if request.method not in ("GET", "HEAD") and not writable:
             return _error(405, "HTTP 405 Method Not Allowed")
         roles = self._caller_roles(request)
         if roles is None:
             return _unauthorized()
-        parts = [unquote(p) for p in rest.strip("/").split("/")]
         query = {k: v[-1] for k, v in parse_qs(request.query, keep_blank_values=True).items()}
         try:
+            if writable and self._clients is not None:
+                return self._clients.handle(
+                    request.method, parts, query, request.body, roles, location + "/clients"
+                )
             return self._route(parts, query, roles)
         except ValueError:
             return _error(400, "invalid query parameter")

@@ -116,6 +116,12 @@ class ClientAssertionAuth:
             if jwks_uri is not None:
                 self._jwks_uris[client_id] = jwks_uri
 
+    def document(self, client_id: str) -> dict[str, Any] | None:
+        """The public JWKS uploaded for `client_id` (a copy), or None."""
+        with self._lock:
+            document = self._documents.get(client_id)
+        return json.loads(json.dumps(document)) if document is not None else None
+
     def has_keys(self, client_id: str) -> bool:
         with self._lock:
             return client_id in self._documents or client_id in self._jwks_uris

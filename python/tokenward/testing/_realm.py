@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote_plus
@@ -108,6 +108,14 @@ class Client:
     token_exchange: bool = False
     #: The audiences this client's exchanged tokens may carry (see `_exchange`).
     exchange_audiences: tuple[str, ...] = ()
+    #: Keycloak's "Service accounts roles" switch: the client_credentials grant.
+    service_account: bool = True
+    #: A disabled client gets no token (Keycloak's "Enabled" switch; see `Directory.set_enabled`).
+    enabled: bool = True
+    #: Its display name (Keycloak's `name`, registration's `client_name`).
+    name: str | None = None
+    #: Keycloak's internal id (the `{id}` of the Admin API's client paths).
+    internal_id: str = ""
 
     @property
     def confidential(self) -> bool:
@@ -187,6 +195,8 @@ class Directory:
         service_client_roles: Mapping[str, Sequence[str]] | None = None,
         token_exchange: bool = False,
         exchange_audiences: Sequence[str] = (),
+        name: str | None = None,
+        service_account: bool = True,
     ) -> Client:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -201,12 +211,15 @@ class Directory:
             roles=tuple(roles),
             extra_claims=MappingProxyType(dict(extra_claims or {})),
             service_account_id=_stable_uuid(self.realm, "service-account", client_id),
+            internal_id=str(uuid.uuid4()),
             has_keys=has_keys,
             audiences=tuple(audiences),
             groups_claim=groups_claim,
             service_client_roles=_frozen_roles(service_client_roles),
             token_exchange=token_exchange,
             exchange_audiences=tuple(exchange_audiences),
+            name=name,
+            service_account=service_account,
         )
         with self._lock:
             self._clients[client_id] = client
@@ -271,6 +284,25 @@ class Directory:
     def client(self, client_id: str) -> Client | None:
         with self._lock:
             return self._clients.get(client_id)
+
+    def clients(self) -> list[Client]:
+        """Every client, in registration order."""
+        with self._lock:
+            return list(self._clients.values())
+
+    def update_client(self, client_id: str, **changes: Any) -> Client | None:
+        """Replace fields of a registered client (None when there is no such client)."""
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                return None
+            client = replace(client, **changes)
+            self._clients[client_id] = client
+            return client
+
+    def remove_client(self, client_id: str) -> bool:
+        with self._lock:
+            return self._clients.pop(client_id, None) is not None
 
     def user(self, username: str) -> User | None:
         with self._lock:

@@ -7,7 +7,13 @@
 
 It can also play a realm like Fred's: groups granting client roles (`add_group`), clients whose
 tokens carry an audience and full-path `groups` (`add_client(audiences=, groups_claim=)`),
-service accounts with `realm-management` roles, and a read-only Admin API (`admin_url`).
+service accounts with `realm-management` roles, and an Admin API (`admin_url`): read-only for
+users and groups, read-write for clients.
+
+Agents can enrol themselves as Keycloak lets them: OIDC dynamic client registration with an
+initial access token (`create_initial_access_token`, `registration_url`), key updates through
+the registration access token, and an operator's Admin API (`set_client_enabled`,
+`remove_client` are the same switches for tests).
 
 Everything runs on 127.0.0.1 with a random port, in daemon threads; `close()` returns promptly,
 also while a "slow" request is pending.
@@ -33,6 +39,7 @@ from ._exchange import TokenExchange
 from ._faults import FaultBoard
 from ._keys import SUPPORTED_ALGORITHMS, KeyRing
 from ._realm import GRANT_TYPES, ClientAssertionVerifier, ClientAuthenticator, Directory
+from ._registration import REGISTRATION_PATH, ClientRegistration
 from ._server import DevServer, Request, Response
 from ._tokens import TokenEndpoint, mint_claims
 
@@ -88,7 +95,10 @@ class DevIdP:
         self._auth.assertion_verifier = self._client_keys
         exchange = TokenExchange(self._directory, self, self._subject_verifier)
         self._token_endpoint = TokenEndpoint(self._directory, self._auth, self, exchange)
-        self._admin_api = AdminApi(self._directory, lambda: self.issuer, lambda: self.jwks_uri)
+        self._registration = ClientRegistration(self)
+        self._admin_api = AdminApi(
+            self._directory, lambda: self.issuer, lambda: self.jwks_uri, clients=self
+        )
         self._server: DevServer | None = None
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
@@ -246,6 +256,8 @@ class DevIdP:
         client_roles: Mapping[str, Sequence[str]] | None = None,
         token_exchange: bool = False,
         exchange_audiences: Sequence[str] = (),
+        name: str | None = None,
+        service_account: bool = True,
         **extra_claims: Any,
     ) -> None:
         """Register a client. With a secret or keys it is confidential and gets service-account
@@ -268,7 +280,10 @@ class DevIdP:
         `token_exchange=True` enables standard token exchange for a confidential client (the
         grant `urn:ietf:params:oauth:grant-type:token-exchange`, with Keycloak's rules: see
         `tokenward.testing._exchange`); `exchange_audiences` are the client ids its exchanged
-        tokens may be minted for."""
+        tokens may be minted for.
+
+        `name` is its display name; `service_account=False` refuses it the client_credentials
+        grant (`unauthorized_client`), as Keycloak's switch."""
         self._client_keys.register(client_id, jwks, jwks_uri)
         has_keys = jwks is not None or jwks_uri is not None
         self._directory.add_client(
@@ -283,7 +298,59 @@ class DevIdP:
             service_client_roles=client_roles,
             token_exchange=token_exchange,
             exchange_audiences=exchange_audiences,
+            name=name,
+            service_account=service_account,
         )
+
+    # ---- client lifecycle (registration, the Admin API and tests share these) --------------
+
+    def has_client(self, client_id: str) -> bool:
+        return self._directory.client(client_id) is not None
+
+    def client_keys(self, client_id: str) -> dict[str, Any] | None:
+        """The public JWKS registered for `client_id` (None: none uploaded)."""
+        return self._client_keys.document(client_id)
+
+    def set_client_keys(self, client_id: str, jwks: Any = None, jwks_uri: str | None = None) -> None:
+        """Replace the keys `client_id` signs its assertions with, as an update in Keycloak's
+        console (the new set is in force for the next assertion). KeyError if unknown."""
+        if self._directory.client(client_id) is None:
+            raise KeyError(client_id)
+        self._client_keys.register(client_id, jwks, jwks_uri)
+        self._directory.update_client(
+            client_id, has_keys=jwks is not None or jwks_uri is not None
+        )
+
+    def set_client_enabled(self, client_id: str, enabled: bool) -> None:
+        """Keycloak's "Enabled" switch: a disabled client's token requests answer 401
+        `invalid_client`, as Keycloak 26 answers them. KeyError if unknown."""
+        if self._directory.update_client(client_id, enabled=bool(enabled)) is None:
+            raise KeyError(client_id)
+
+    def remove_client(self, client_id: str) -> None:
+        """Delete a client, its keys and its registration access token. KeyError if unknown."""
+        if not self._directory.remove_client(client_id):
+            raise KeyError(client_id)
+        self._client_keys.register(client_id)
+        self._registration.forget(client_id)
+
+    # ---- client registration (see `_registration`) -----------------------------------------
+
+    @property
+    def registration_url(self) -> str:
+        """`{issuer}/clients-registrations`: below it, Keycloak's providers `default`
+        (ClientRepresentation) and `openid-connect` (OIDC dynamic client registration)."""
+        return self.issuer + REGISTRATION_PATH
+
+    def create_initial_access_token(self, expiration: int = 0, count: int = 1) -> str:
+        """An initial access token for `count` registrations, valid `expiration` seconds (0: no
+        expiry), as `POST /admin/realms/{realm}/clients-initial-access` makes one."""
+        return self._registration.create_initial_access_token(expiration, count)
+
+    @property
+    def registrations(self) -> int:
+        """Client registrations answered 201 so far."""
+        return self._registration.registrations
 
     def _subject_verifier(self) -> Verifier:
         """Checks token-exchange subject tokens as Keycloak does: this realm's, unexpired."""
@@ -440,7 +507,12 @@ class DevIdP:
         """Answer one HTTP request (called by the server threads)."""
         endpoint = self._route(request.path)
         if endpoint is None and request.path.startswith(self._admin_path + "/"):
-            return self._admin_api.handle(request, request.path[len(self._admin_path) :])
+            rest = request.path[len(self._admin_path) :]
+            return self._admin_api.handle(request, rest, self.admin_url)
+        registration = self._realm_path + REGISTRATION_PATH
+        if endpoint is None and request.path.startswith(registration + "/"):
+            rest = request.path[len(registration) :]
+            return self._registration.handle(request, rest, self.issuer)
         if endpoint is None:
             keys = self._client_keys.serve(self._realm_path, request.path)
             if keys is not None:

@@ -63,6 +63,7 @@ from ._bearer import (
     unauthorized,
     unavailable,
 )
+from ._backchannel import backchannel_logout_route
 from ._native import _LogThrottle
 from ._readiness import health_of, readiness_endpoint, readiness_router, warm_lifespan
 from .allowlist import EmailAllowlist
@@ -77,6 +78,7 @@ __all__ = [
     "Identity",
     "User",
     "authorization_header",
+    "backchannel_logout_route",
     "configure",
     "default_authenticator",
     "forwarded_bearer",

@@ -169,7 +169,9 @@ fn bench_verify(c: &mut Criterion) {
             })
             .expect("revoke");
     }
-    revoked.verify_blocking(&rsa_token).expect("the token verifies");
+    revoked
+        .verify_blocking(&rsa_token)
+        .expect("the token verifies");
     for i in 0..5_000 {
         let kind = match i % 3 {
             0 => Revocation {

@@ -34,8 +34,8 @@ pub mod fuzzing;
 
 pub use counters::Counter;
 pub use error::{Code, Error, Result, TokenRequestFailure, Transport};
-pub use sign::SigningKey;
 pub use revoke::Revocation;
+pub use sign::SigningKey;
 pub use verify::{
     Claims, Lookup, RevocationsHealth, Uncached, VerifiedClaims, Verifier, VerifierConfig,
     VerifierStats,

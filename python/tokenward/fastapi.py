@@ -40,6 +40,7 @@ from fastapi.security import HTTPBearer
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
+from ._backchannel import backchannel_logout_route
 from ._bearer import (
     REFUSED,
     TOKENWARD_TEXTS,
@@ -63,7 +64,6 @@ from ._bearer import (
     unauthorized,
     unavailable,
 )
-from ._backchannel import backchannel_logout_route
 from ._native import _LogThrottle
 from ._readiness import health_of, readiness_endpoint, readiness_router, warm_lifespan
 from .allowlist import EmailAllowlist

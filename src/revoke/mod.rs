@@ -267,7 +267,10 @@ impl Revocations {
         } = revocation;
         if let Some(t) = not_before {
             if !t.is_finite() || t < 0.0 {
-                return Err(Error::config("not_before", "must be a time in Unix seconds"));
+                return Err(Error::config(
+                    "not_before",
+                    "must be a time in Unix seconds",
+                ));
             }
             if sid.is_some() || jti.is_some() || (sub.is_none() && azp.is_none()) {
                 return Err(Error::config(

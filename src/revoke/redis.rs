@@ -69,10 +69,7 @@ impl Shared {
             .then(|| redis::Client::open(url).ok())
             .flatten()
             .ok_or_else(|| {
-                Error::config(
-                    "revocations",
-                    "must be None or a redis:// or rediss:// URL",
-                )
+                Error::config("revocations", "must be None or a redis:// or rediss:// URL")
             })?;
         Ok(Shared {
             core: Arc::new(Core {
@@ -93,7 +90,10 @@ impl Shared {
     /// At most once a second (one relaxed load otherwise): starts this process's task if it
     /// has none, i.e. in a forked child.
     pub(super) fn ensure_running_at(&self, me: &Weak<Revocations>, now: u64) {
-        if self.checked_second.swap(now, Ordering::Relaxed) != now {
+        // A load first: the common case writes nothing, so threads do not fight over the line.
+        if self.checked_second.load(Ordering::Relaxed) != now
+            && self.checked_second.swap(now, Ordering::Relaxed) != now
+        {
             self.ensure_running(me.clone());
         }
     }

@@ -31,11 +31,26 @@ fn sid(s: &str) -> Revocation {
 fn a_revoked_sid_refuses_tokens_issued_up_to_then_and_not_after() {
     let r = local();
     r.revoke(sid("s1"), 1000).unwrap();
-    assert_eq!(code(r.check_now(&claims(json!({"sid": "s1", "iat": 1000})), 1000)), Some("revoked"));
-    assert_eq!(code(r.check_now(&claims(json!({"sid": "s1", "iat": 999})), 1000)), Some("revoked"));
-    assert_eq!(code(r.check_now(&claims(json!({"sid": "s1", "iat": 1001})), 1001)), None);
-    assert_eq!(code(r.check_now(&claims(json!({"sid": "s1"})), 1001)), Some("revoked"));
-    assert_eq!(code(r.check_now(&claims(json!({"sid": "s2", "iat": 5})), 1001)), None);
+    assert_eq!(
+        code(r.check_now(&claims(json!({"sid": "s1", "iat": 1000})), 1000)),
+        Some("revoked")
+    );
+    assert_eq!(
+        code(r.check_now(&claims(json!({"sid": "s1", "iat": 999})), 1000)),
+        Some("revoked")
+    );
+    assert_eq!(
+        code(r.check_now(&claims(json!({"sid": "s1", "iat": 1001})), 1001)),
+        None
+    );
+    assert_eq!(
+        code(r.check_now(&claims(json!({"sid": "s1"})), 1001)),
+        Some("revoked")
+    );
+    assert_eq!(
+        code(r.check_now(&claims(json!({"sid": "s2", "iat": 5})), 1001)),
+        None
+    );
 }
 
 #[test]
@@ -47,15 +62,24 @@ fn not_before_refuses_what_was_issued_before_it_and_only_applies_to_sub_or_azp()
         ..Revocation::default()
     };
     r.revoke(revocation, 1000).unwrap();
-    assert_eq!(code(r.check_now(&claims(json!({"azp": "agent", "iat": 1999})), 1000)), Some("revoked"));
-    assert_eq!(code(r.check_now(&claims(json!({"azp": "agent", "iat": 2000})), 1000)), None);
+    assert_eq!(
+        code(r.check_now(&claims(json!({"azp": "agent", "iat": 1999})), 1000)),
+        Some("revoked")
+    );
+    assert_eq!(
+        code(r.check_now(&claims(json!({"azp": "agent", "iat": 2000})), 1000)),
+        None
+    );
     let bad = Revocation {
         jti: Some("j".into()),
         not_before: Some(5.0),
         ..Revocation::default()
     };
     assert!(matches!(r.revoke(bad, 1000), Err(Error::Config { .. })));
-    assert!(matches!(r.revoke(Revocation::default(), 1000), Err(Error::Config { .. })));
+    assert!(matches!(
+        r.revoke(Revocation::default(), 1000),
+        Err(Error::Config { .. })
+    ));
 }
 
 #[test]
@@ -66,7 +90,10 @@ fn a_jti_refuses_its_token_whatever_its_iat() {
         ..Revocation::default()
     };
     r.revoke(revocation, 1000).unwrap();
-    assert_eq!(code(r.check_now(&claims(json!({"jti": "j1", "iat": 5000})), 1000)), Some("revoked"));
+    assert_eq!(
+        code(r.check_now(&claims(json!({"jti": "j1", "iat": 5000})), 1000)),
+        Some("revoked")
+    );
 }
 
 #[test]

@@ -147,3 +147,27 @@ def test_the_logout_token_is_verified_with_the_realm_keys_after_a_rotation(
     token = dev_idp.mint(sid="s9")
     assert post(receiver, dev_idp.logout_token(CLIENT, sid="s9")).status_code == 200
     expect_invalid(verifier, token, "revoked")
+
+
+def test_a_logout_token_replayed_to_another_replica_is_refused_through_redis(
+    dev_idp: DevIdP, redis_server: Any
+) -> None:
+    # Two verifiers (two replicas' worth): their in-process replay sets are apart, so only the
+    # shared one in Redis can tell the second receiver it has been seen.
+    first = tw.Verifier(dev_idp.issuer, revocations=redis_server.url, http_timeout=2.0)
+    second = tw.Verifier(dev_idp.issuer, revocations=redis_server.url, http_timeout=2.0)
+    deadline = time.monotonic() + 15
+    while not all(v.health()["revocations"]["connected"] for v in (first, second)):
+        assert time.monotonic() < deadline, "never connected to Redis"
+        time.sleep(0.02)
+    app_one, app_two = FastAPI(), FastAPI()
+    app_one.include_router(backchannel_logout_route(first, client_id=CLIENT))
+    app_two.include_router(backchannel_logout_route(second, client_id=CLIENT))
+    token = dev_idp.logout_token(CLIENT, sid="s1")
+    with serve(app_one) as one, serve(app_two) as two:
+        assert post(f"{one}/backchannel-logout", token).status_code == 200
+        replay = post(f"{two}/backchannel-logout", token)
+        assert replay.status_code == 400
+        assert "before" in replay.json()["error_description"]
+        fresh = dev_idp.logout_token(CLIENT, sid="s2")
+        assert post(f"{two}/backchannel-logout", fresh).status_code == 200

@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use serde_json::{json, Value};
 use tokenward::jwks::parse_jwks;
 use tokenward::token::{Exchange, TokenClientConfig};
-use tokenward::{SigningKey, Verifier, VerifierConfig};
+use tokenward::{Revocation, SigningKey, Verifier, VerifierConfig};
 
 const ISSUER: &str = "http://127.0.0.1/realms/bench";
 
@@ -157,6 +157,42 @@ fn bench_verify(c: &mut Criterion) {
             b.iter(|| cached.cached(black_box(&token)).unwrap().unwrap())
         });
     }
+    // The cached verify with 10,000 live revocations (none of them this token's), made before
+    // the token was cached and after: the hit compares one generation number.
+    let revoked = verifier(&base, 10_000);
+    let rsa_token = sign(&keys[0], 0);
+    for i in 0..5_000 {
+        revoked
+            .revoke(Revocation {
+                sid: Some(format!("revoked-session-{i}")),
+                ..Revocation::default()
+            })
+            .expect("revoke");
+    }
+    revoked
+        .verify_blocking(&rsa_token)
+        .expect("the token verifies");
+    for i in 0..5_000 {
+        let kind = match i % 3 {
+            0 => Revocation {
+                sub: Some(format!("revoked-subject-{i}")),
+                ..Revocation::default()
+            },
+            1 => Revocation {
+                jti: Some(format!("revoked-jti-{i}")),
+                ..Revocation::default()
+            },
+            _ => Revocation {
+                azp: Some(format!("revoked-client-{i}")),
+                ..Revocation::default()
+            },
+        };
+        revoked.revoke(kind).expect("revoke");
+    }
+    assert_eq!(revoked.revocations_health().entries, 10_000);
+    group.bench_function("cached_10k_revocations/RS256", |b| {
+        b.iter(|| revoked.verify_blocking(black_box(&rsa_token)).unwrap())
+    });
     // A cache miss on a warm cache: a fresh token each call (signing is outside the timing).
     let rsa = &keys[0];
     let mut jti = 1;

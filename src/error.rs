@@ -35,6 +35,8 @@ pub enum Code {
     BadClaim,
     /// `exp - iat` exceeds `max_lifetime`.
     LifetimeTooLong,
+    /// Its session, subject, client or id was revoked (`Verifier::revoke`).
+    Revoked,
 }
 
 impl Code {
@@ -55,6 +57,7 @@ impl Code {
             Code::MissingClaim => "missing_claim",
             Code::BadClaim => "bad_claim",
             Code::LifetimeTooLong => "lifetime_too_long",
+            Code::Revoked => "revoked",
         }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) mod fork;
 pub(crate) mod http;
 pub mod jwks;
 pub mod keycloak;
+pub(crate) mod revoke;
 pub(crate) mod runtime;
 pub mod sign;
 pub(crate) mod throttle;
@@ -33,9 +34,11 @@ pub mod fuzzing;
 
 pub use counters::Counter;
 pub use error::{Code, Error, Result, TokenRequestFailure, Transport};
+pub use revoke::Revocation;
 pub use sign::SigningKey;
 pub use verify::{
-    Claims, Lookup, Uncached, VerifiedClaims, Verifier, VerifierConfig, VerifierStats,
+    Claims, Lookup, RevocationsHealth, Uncached, VerifiedClaims, Verifier, VerifierConfig,
+    VerifierStats,
 };
 
 #[cfg(feature = "python")]

@@ -48,6 +48,7 @@ EXPECTED_TEXTS: dict[str, tuple[str, str]] = {
     "missing_claim": ("The token lacks a required claim", "Invalid token"),
     "bad_claim": ("The token has an invalid claim", "Invalid token"),
     "lifetime_too_long": ("The token lifetime exceeds the maximum permitted", "Invalid token"),
+    "revoked": ("The token has been revoked", "Invalid token"),
 }
 
 
@@ -68,6 +69,8 @@ def rejected_tokens(idp: DevIdP) -> dict[str, str]:
         "missing_claim": idp.mint(aud=AUD, exp=None),
         "bad_claim": idp.mint(aud=AUD, exp="soon"),
         "lifetime_too_long": idp.mint(aud=AUD, expires_in=7200),
+        # Its session is revoked by the `tokens` fixture.
+        "revoked": idp.mint(aud=AUD, sid="signed-out-session"),
     }
 
 
@@ -83,6 +86,7 @@ def strict_verifier(make_verifier: MakeVerifier) -> Any:
 @pytest.fixture
 def tokens(dev_idp: DevIdP, strict_verifier: Any) -> dict[str, str]:
     made = rejected_tokens(dev_idp)
+    strict_verifier.revoke(sid="signed-out-session")
     for code, token in made.items():
         expect_invalid(strict_verifier, token, code)  # the case really is that code
     return made

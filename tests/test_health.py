@@ -14,7 +14,9 @@ from tokenward.testing import DevIdP
 SECRET = "agent-secret-health"
 Clock = Callable[[float], None]
 
-VERIFIER_KEYS = {"ready", "keys", "key_set_age", "stale", "last_error", "last_success"}
+VERIFIER_KEYS = {
+    "ready", "keys", "key_set_age", "stale", "last_error", "last_success", "revocations"
+}
 TOKEN_KEYS = {"ready", "expires_in", "last_error", "last_success"}
 
 
@@ -31,6 +33,9 @@ def test_a_new_verifier_is_not_ready_and_fetched_nothing(
         "stale": False,
         "last_error": None,
         "last_success": None,
+        "revocations": {
+            "shared": False, "connected": None, "entries": 0, "pending": 0, "last_error": None
+        },
     }
     assert dev_idp.hits["jwks"] == 0
 

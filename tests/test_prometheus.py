@@ -1,6 +1,7 @@
 """`tokenward.prometheus`: the collector mounted in a FastAPI app served by uvicorn, scraped over
 real HTTP and parsed with prometheus_client's own parser, before and after real traffic."""
 
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -137,3 +138,32 @@ def test_report_only_acceptances_are_counted(dev_idp: DevIdP) -> None:
     families = text_string_to_metric_families(generate_latest(registry).decode())
     samples = {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
     assert value(samples, "tokenward_report_only_accepted_total", issuer=dev_idp.issuer) == 1
+
+
+def test_revocations_show_in_a_scrape_and_redis_loss_is_visible(
+    dev_idp: DevIdP, redis_server: Any
+) -> None:
+    verifier = tw.Verifier(dev_idp.issuer, revocations=redis_server.url, http_timeout=2.0)
+    registry = CollectorRegistry()
+    register(verifier=verifier, registry=registry)
+    app = FastAPI()
+    app.mount("/metrics", make_asgi_app(registry=registry))
+    iss = {"issuer": dev_idp.issuer}
+    token = dev_idp.mint(sid="s1")
+    with serve(app) as url:
+        deadline = time.monotonic() + 15
+        while value(scrape(url), "tokenward_revocations_redis_connected", **iss) != 1:
+            assert time.monotonic() < deadline, "never connected"
+            time.sleep(0.02)
+        verifier.revoke(sid="s1")
+        with pytest.raises(tw.InvalidToken):
+            verifier.verify(token)
+        after = scrape(url)
+        assert value(after, "tokenward_revocations", **iss) == 1
+        assert value(after, "tokenward_verification_rejections_total", code="revoked", **iss) == 1
+        redis_server.stop()
+        while value(scrape(url), "tokenward_revocations_redis_connected", **iss) != 0:
+            assert time.monotonic() < deadline + 15, "the loss never showed"
+            time.sleep(0.02)
+        verifier.revoke(sid="s2")
+        assert value(scrape(url), "tokenward_revocations_pending", **iss) == 1

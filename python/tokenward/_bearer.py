@@ -284,6 +284,8 @@ INVALID_TOKEN_TEXTS: Final[Mapping[str, tuple[str, str | None]]] = {
     "missing_claim": ("The token lacks a required claim", None),
     "bad_claim": ("The token has an invalid claim", None),
     "lifetime_too_long": ("The token lifetime exceeds the maximum permitted", None),
+    # SmartEM had no revocation: its catch-all text, as for any other rejection it never named.
+    "revoked": ("The token has been revoked", None),
 }
 
 
@@ -348,6 +350,8 @@ FRED_TEXTS: Final = RefusalTexts(
         "too_large": "Invalid token signature",
         "unknown_kid": "Invalid token signature",
         "missing_claim": "Invalid token claims",
+        # Fred had no revocation; a signed-out session's token is told apart from a bad one.
+        "revoked": "Token has been revoked",
     },
     other_invalid_token="Invalid token",
     keys_unavailable="Token signing keys are unavailable; try again later",

@@ -56,6 +56,8 @@ class _VerifierSettings(TypedDict, total=False):
     report_only: _Strings | None
     proxy: str | None
     headers: Mapping[str, str] | None
+    revocations: str | None
+    revocation_horizon: int
 
 class _VerifierHealth(TypedDict):
     """`Verifier.health()`: the key set's state, read without I/O."""
@@ -66,6 +68,18 @@ class _VerifierHealth(TypedDict):
     stale: bool
     last_error: str | None
     last_success: float | None
+    revocations: _RevocationsHealth
+
+class _RevocationsHealth(TypedDict):
+    """`Verifier.health()["revocations"]`. `shared`: through Redis; `connected`: Redis
+    reachable now (None when not shared); `entries`: rules held; `pending`: revocations made
+    here that Redis has not had yet; `last_error`: why Redis was last unreachable."""
+
+    shared: bool
+    connected: bool | None
+    entries: int
+    pending: int
+    last_error: str | None
 
 class _TokenClientHealth(TypedDict):
     """`TokenClient.health()`: the cached token's state, read without I/O."""
@@ -103,8 +117,12 @@ class Verifier:
         report_only: _Strings | None = None,
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
+        revocations: str | None = None,
+        revocation_horizon: int = 86400,
     ) -> Self:
-        """`required_claims=None` means ("exp",); `token_types` defaults to ("Bearer",), and
+        """`revocations`: None (this process only) or a redis:// / rediss:// URL shared by
+        every replica; `revocation_horizon`: seconds a revocation is kept when `max_lifetime` is
+        not set. `required_claims=None` means ("exp",); `token_types` defaults to ("Bearer",), and
         None skips the `typ` check. `report_only`: "audience" and/or "issuer", checks whose
         failures are accepted, counted and logged instead of refused (a rollout mode)."""
     @classmethod
@@ -125,6 +143,21 @@ class Verifier:
     def health(self) -> _VerifierHealth:
         """The key set's state for readiness probes; no I/O. `ready`: a usable key set is held;
         `stale`: it is past its freshness (refetches fail) and still served."""
+    def revoke(
+        self,
+        *,
+        sid: str | None = None,
+        sub: str | None = None,
+        azp: str | None = None,
+        jti: str | None = None,
+        not_before: float | None = None,
+    ) -> None:
+        """Refuse (code "revoked") tokens of this session, subject or client issued up to now
+        (with `not_before`, for sub/azp: issued before it), or the token with this jti."""
+    def _logout_verifier(self, client_id: str) -> Verifier:
+        """A verifier of this issuer's back-channel logout tokens for `client_id` (same keys)."""
+    def _first_use_async(self, jti: str, expires: int) -> Awaitable[bool]:
+        """True the first time this logout token id is seen (until `expires`)."""
     def warm(self) -> None:
         """Fetch the JWKS now (blocking) unless a usable one is held; raises KeySetUnavailable."""
     def warm_async(self) -> Awaitable[None]:

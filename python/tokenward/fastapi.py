@@ -43,6 +43,7 @@ from fastapi.security import HTTPBearer
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
+from ._backchannel import backchannel_logout_route
 from ._bearer import (
     REFUSED,
     TOKENWARD_TEXTS,
@@ -97,6 +98,7 @@ __all__ = [
     "TokenWatch",
     "User",
     "authorization_header",
+    "backchannel_logout_route",
     "configure",
     "default_authenticator",
     "expiring_websocket",

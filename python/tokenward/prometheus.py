@@ -93,6 +93,27 @@ _FAMILIES: tuple[tuple[str, type[_Family], str, str, tuple[str, ...]], ...] = (
         "Tokens accepted that failed only a report-only check (audience, issuer).",
         ("issuer",),
     ),
+    (
+        "revocations",
+        GaugeMetricFamily,
+        "revocations",
+        "Revocation rules held (sessions, subjects, clients, token ids).",
+        ("issuer",),
+    ),
+    (
+        "revocations_connected",
+        GaugeMetricFamily,
+        "revocations_redis_connected",
+        "1 while the Redis sharing revocations is reachable (only with revocations=redis://...).",
+        ("issuer",),
+    ),
+    (
+        "revocations_pending",
+        GaugeMetricFamily,
+        "revocations_pending",
+        "Revocations made here that Redis has not had yet.",
+        ("issuer",),
+    ),
     # Token clients, labelled by client id.
     (
         "requests",
@@ -209,6 +230,11 @@ class TokenwardCollector(Collector):
                 f["codes"].add_metric([issuer, name[len(_REJECTED_PREFIX) :]], value)
         f["hits"].add_metric([issuer], stats["cache_hits"])
         f["report_only"].add_metric([issuer], stats["report_only_accepted"])
+        revocations = health["revocations"]
+        f["revocations"].add_metric([issuer], revocations["entries"])
+        f["revocations_pending"].add_metric([issuer], revocations["pending"])
+        if revocations["shared"]:
+            f["revocations_connected"].add_metric([issuer], 1 if revocations["connected"] else 0)
 
     @staticmethod
     def _add_token_client(f: dict[str, _Family], client: TokenClient) -> None:

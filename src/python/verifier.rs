@@ -12,6 +12,7 @@ use super::async_bridge::future_into_py;
 use super::convert::{self, ClaimsObject};
 use super::from_env::{self, Given, Prepared};
 use crate::error::{Code, Error};
+use crate::revoke::Revocation;
 use crate::verify::{Lookup, Verifier, VerifierConfig};
 
 #[pyclass(frozen, subclass, name = "Verifier", module = "tokenward._native")]
@@ -73,6 +74,8 @@ fn apply(config: &mut VerifierConfig, name: &str, value: &Bound<'_, PyAny>) -> P
         "report_only" => config.report_only = string_list(Some(value), name)?.unwrap_or_default(),
         "proxy" => config.proxy = value.extract()?,
         "headers" => config.headers = super::transport::headers(Some(value))?,
+        "revocations" => config.revocations = value.extract()?,
+        "revocation_horizon" => config.revocation_horizon = value.extract()?,
         other => return Err(from_env::unexpected("Verifier", other)),
     }
     Ok(())
@@ -86,7 +89,8 @@ impl PyVerifier {
         leeway = 60, verify_issuer = true, required_claims = None, token_types = Some(vec!["Bearer".to_string()]),
         max_lifetime = None, max_token_bytes = 16384, cache_size = 10_000, jwks_ttl = 300.0, jwks_cooldown = 5.0,
         jwks_max_stale = 86400.0, http_timeout = 5.0, ca_bundle = None,
-        max_response_bytes = 1_048_576, report_only = None, proxy = None, headers = None
+        max_response_bytes = 1_048_576, report_only = None, proxy = None, headers = None,
+        revocations = None, revocation_horizon = 86_400
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -111,6 +115,8 @@ impl PyVerifier {
         report_only: Option<&Bound<'_, PyAny>>,
         proxy: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
+        revocations: Option<String>,
+        revocation_horizon: i64,
     ) -> PyResult<Self> {
         let issuer = match issuer {
             // From `from_env`, which has applied every setting already.
@@ -144,6 +150,8 @@ impl PyVerifier {
         config.report_only = string_list(report_only, "report_only")?.unwrap_or_default();
         config.proxy = proxy;
         config.headers = super::transport::headers(headers)?;
+        config.revocations = revocations;
+        config.revocation_horizon = revocation_horizon;
         Ok(PyVerifier {
             inner: Arc::new(Verifier::new(config)?),
         })
@@ -231,7 +239,54 @@ impl PyVerifier {
         out.set_item("stale", h.stale)?;
         out.set_item("last_error", h.last_error)?;
         out.set_item("last_success", h.last_success)?;
+        let r = self.inner.revocations_health();
+        let revocations = PyDict::new(py);
+        revocations.set_item("shared", r.shared)?;
+        revocations.set_item("connected", r.connected)?;
+        revocations.set_item("entries", r.entries)?;
+        revocations.set_item("pending", r.pending)?;
+        revocations.set_item("last_error", r.last_error)?;
+        out.set_item("revocations", revocations)?;
         Ok(out)
+    }
+
+    /// Revokes a session, subject, client or token id: InvalidToken code "revoked" from now
+    /// on, here at once and (with a Redis URL) on every verifier sharing it.
+    #[pyo3(signature = (*, sid = None, sub = None, azp = None, jti = None, not_before = None))]
+    fn revoke(
+        &self,
+        sid: Option<String>,
+        sub: Option<String>,
+        azp: Option<String>,
+        jti: Option<String>,
+        not_before: Option<f64>,
+    ) -> PyResult<()> {
+        Ok(self.inner.revoke(Revocation {
+            sid,
+            sub,
+            azp,
+            jti,
+            not_before,
+        })?)
+    }
+
+    /// A verifier of this issuer's back-channel logout tokens for `client_id` (same keys).
+    fn _logout_verifier(&self, client_id: &str) -> PyResult<PyVerifier> {
+        Ok(PyVerifier {
+            inner: Arc::new(self.inner.logout_verifier(client_id)?),
+        })
+    }
+
+    /// An awaitable: True the first time this logout token id is seen (until `expires`, Unix
+    /// seconds), in this process and, when shared, in Redis.
+    fn _first_use_async<'py>(
+        &self,
+        py: Python<'py>,
+        jti: String,
+        expires: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        future_into_py(py, async move { Ok(inner.first_use(&jti, expires).await) })
     }
 
     /// Fetches the key set now unless a usable one is held; raises KeySetUnavailable.

@@ -1,5 +1,6 @@
 //! The verified-token cache: token -> claims, bounded, and never past the token's `exp`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use super::Claims;
@@ -11,6 +12,8 @@ pub(super) struct Entry {
     pub kid: Option<String>,
     /// The key that verified it: a hit is void once that key is no longer published.
     pub key_fingerprint: u64,
+    /// The revocations' generation these claims last passed (`revoke::Revocations::check`).
+    pub revocations_checked: AtomicU64,
 }
 
 pub(super) struct TokenCache {

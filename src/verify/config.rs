@@ -25,6 +25,9 @@ pub(crate) const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
+/// `revocation_horizon`'s default: a day, longer than any access token Keycloak issues by default.
+pub(super) const DEFAULT_REVOCATION_HORIZON: i64 = 86_400;
+
 /// Mirrors the keyword arguments of the Python `Verifier`.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
@@ -73,6 +76,11 @@ pub struct VerifierConfig {
     pub proxy: Option<String>,
     /// Headers added to every request.
     pub headers: Vec<(String, String)>,
+    /// Where revocations are shared: None (this process only), or a `redis://`/`rediss://` URL.
+    pub revocations: Option<String>,
+    /// Seconds a revocation is kept when `max_lifetime` is not set: the longest lifetime of a
+    /// token it must still refuse.
+    pub revocation_horizon: i64,
 }
 
 impl VerifierConfig {
@@ -100,6 +108,8 @@ impl VerifierConfig {
             report_only: Vec::new(),
             proxy: None,
             headers: Vec::new(),
+            revocations: None,
+            revocation_horizon: DEFAULT_REVOCATION_HORIZON,
         }
     }
 
@@ -177,6 +187,17 @@ impl VerifierConfig {
             v => v.map(|v| v as u64),
         };
         let cache_size = non_negative("cache_size", self.cache_size)?;
+        if self.revocation_horizon <= 0 {
+            return Err(Error::config(
+                "revocation_horizon",
+                "must be a positive number of seconds",
+            ));
+        }
+        // A revoked rule must outlive every token it matches: issued by then, valid for at
+        // most the lifetime ceiling (or the horizon), plus the leeway on `exp`.
+        let revocation_horizon = max_lifetime
+            .unwrap_or(self.revocation_horizon as u64)
+            .saturating_add(leeway);
         if self.audience.iter().any(|a| a.is_empty()) {
             return Err(Error::config("audience", "must not contain empty strings"));
         }
@@ -196,6 +217,8 @@ impl VerifierConfig {
             max_lifetime,
         };
         Ok(Checked {
+            revocations: self.revocations,
+            revocation_horizon,
             report_only: ReportOnly::new(&self.report_only, &policy)?,
             policy,
             algorithms,
@@ -222,6 +245,8 @@ impl VerifierConfig {
 }
 
 pub(super) struct Checked {
+    pub revocations: Option<String>,
+    pub revocation_horizon: u64,
     pub policy: Policy,
     pub report_only: Option<ReportOnly>,
     pub algorithms: Vec<Algorithm>,

@@ -40,6 +40,7 @@ use serde_json::Value;
 use crate::error::{Code, Error, Result};
 use crate::http::Http;
 use crate::jwks::{self, JwksCache, Ticket, MAX_KEY_WAIT};
+use crate::revoke::{Revocation, Revocations, SharedHealth};
 
 pub use claims::{Claims, VerifiedClaims};
 pub use config::VerifierConfig;
@@ -65,6 +66,25 @@ pub struct Verifier {
     jwks: Arc<JwksCache>,
     cache: Option<TokenCache>,
     stats: Arc<VerifierStats>,
+    revocations: Arc<Revocations>,
+    /// False for a logout-token verifier: it shares the revocations (for replay refusal) but
+    /// a logout token of a revoked session is not itself refused.
+    enforce_revocations: bool,
+}
+
+/// The revocations' state, for `health()`.
+#[derive(Debug, Clone)]
+pub struct RevocationsHealth {
+    /// Whether revocations are shared through Redis.
+    pub shared: bool,
+    /// Shared: whether Redis is reachable now. In-process: None.
+    pub connected: Option<bool>,
+    /// Revocation rules held.
+    pub entries: usize,
+    /// Revocations made here that Redis has not had yet.
+    pub pending: usize,
+    /// Why Redis was last unreachable (None since it answered again).
+    pub last_error: Option<String>,
 }
 
 /// What the verified-token cache says of one token.
@@ -120,6 +140,11 @@ impl Verifier {
     pub fn new(config: VerifierConfig) -> Result<Self> {
         let checked = config.validate()?;
         let stats = Arc::new(VerifierStats::default());
+        let revocations = Revocations::new(
+            checked.revocation_horizon,
+            checked.revocations.as_deref(),
+            &checked.policy.issuer,
+        )?;
         let http = Http::new(checked.http)?;
         let jwks = Arc::new(JwksCache::new(
             http,
@@ -136,6 +161,39 @@ impl Verifier {
             jwks,
             cache: (checked.cache_size > 0).then(|| TokenCache::new(checked.cache_size)),
             stats,
+            revocations,
+            enforce_revocations: true,
+        })
+    }
+
+    /// A verifier of this issuer's back-channel logout tokens (OpenID Connect Back-Channel
+    /// Logout 1.0) sent to `client_id`: the same key set, algorithms and revocations, `aud`
+    /// must be `client_id`, `iat`, `exp`, `jti` and `events` are required, a `typ` claim (as
+    /// Keycloak's) must be "Logout" (so an access token is never taken for one), no `azp` or
+    /// lifetime rule, no cache. The remaining rules (`events`, `nonce`, `sid`/`sub`, a recent
+    /// `iat`, replay) are the receiver's.
+    pub fn logout_verifier(&self, client_id: &str) -> Result<Verifier> {
+        if client_id.is_empty() {
+            return Err(Error::config("client_id", "must not be empty"));
+        }
+        let policy = Policy {
+            audience: vec![client_id.to_string()],
+            allowed_azp: None,
+            required_claims: ["iat", "exp", "jti", "events"].map(String::from).to_vec(),
+            token_types: Some(vec!["Logout".to_string()]),
+            max_lifetime: None,
+            ..self.policy.clone()
+        };
+        Ok(Verifier {
+            policy,
+            report_only: None,
+            algorithms: self.algorithms.clone(),
+            max_token_bytes: self.max_token_bytes,
+            jwks: self.jwks.clone(),
+            cache: None,
+            stats: Arc::new(VerifierStats::default()),
+            revocations: self.revocations.clone(),
+            enforce_revocations: false,
         })
     }
 
@@ -152,6 +210,31 @@ impl Verifier {
     /// The state of the key set, for readiness probes: no I/O.
     pub fn health(&self) -> jwks::KeySetHealth {
         self.jwks.health()
+    }
+
+    /// Revokes a session, subject, client or token id (`Code::Revoked` from now on, cached
+    /// tokens included); shared through Redis when configured. Fails with `Error::Config` when
+    /// the arguments name nothing or combine `not_before` with `sid`/`jti`.
+    pub fn revoke(&self, revocation: Revocation) -> Result<()> {
+        self.revocations.revoke(revocation, now())
+    }
+
+    /// The state of the revocations, for `health()`: no I/O.
+    pub fn revocations_health(&self) -> RevocationsHealth {
+        let shared: Option<SharedHealth> = self.revocations.shared_health();
+        RevocationsHealth {
+            shared: shared.is_some(),
+            connected: shared.as_ref().map(|s| s.connected),
+            entries: self.revocations.len(),
+            pending: shared.as_ref().map_or(0, |s| s.pending),
+            last_error: shared.and_then(|s| s.last_error),
+        }
+    }
+
+    /// Records a logout token's `jti` until `expires` (Unix seconds): true the first time
+    /// (replay refusal, shared through Redis when revocations are and Redis answers).
+    pub async fn first_use(&self, jti: &str, expires: u64) -> bool {
+        self.revocations.first_use(jti, expires, now()).await
     }
 
     /// Fetches the key set unless a usable one is held (start-up, before traffic): with the
@@ -268,6 +351,8 @@ impl Verifier {
             && (now as f64) < hit.exp + self.policy.leeway as f64
         {
             self.check_policy(&hit.claims, now)?;
+            self.revocations
+                .check(&hit.claims, &hit.revocations_checked, now)?;
             self.stats.cache_hits.bump();
             self.stats.verified.bump();
             return Ok(Lookup::Hit(hit.claims.clone()));
@@ -371,6 +456,11 @@ impl Verifier {
         }
         let claims = jws::decode_payload(payload)?;
         self.check_policy(&claims, now)?;
+        // Read before the check: a revocation made meanwhile makes the first hit look again.
+        let generation = self.revocations.generation();
+        if self.enforce_revocations {
+            self.revocations.check_now(&claims, now)?;
+        }
         let claims = Arc::new(VerifiedClaims::new(claims));
         if let Some(cache) = &self.cache {
             // Only tokens with an exp are cached: the entry must never outlive the token.
@@ -382,6 +472,7 @@ impl Verifier {
                         exp,
                         kid: header.kid.clone(),
                         key_fingerprint: key.fingerprint,
+                        revocations_checked: generation.into(),
                     },
                 );
             }

@@ -57,6 +57,8 @@ crate::counters::counters! {
         rejected_bad_claim,
         /// Tokens rejected with code `lifetime_too_long`.
         rejected_lifetime_too_long,
+        /// Tokens rejected with code `revoked`.
+        rejected_revoked,
     }
 }
 
@@ -78,6 +80,7 @@ impl VerifierStats {
             Code::MissingClaim => &self.rejected_missing_claim,
             Code::BadClaim => &self.rejected_bad_claim,
             Code::LifetimeTooLong => &self.rejected_lifetime_too_long,
+            Code::Revoked => &self.rejected_revoked,
         }
     }
 }
@@ -104,6 +107,7 @@ mod tests {
             Code::MissingClaim,
             Code::BadClaim,
             Code::LifetimeTooLong,
+            Code::Revoked,
         ];
         for code in codes {
             stats.rejected_for(code).bump();

@@ -38,6 +38,7 @@ from ._counters import EndpointCounter
 from ._exchange import TokenExchange
 from ._faults import FaultBoard
 from ._keys import SUPPORTED_ALGORITHMS, KeyRing
+from ._logout import BackchannelLogout, LogoutDelivery
 from ._realm import GRANT_TYPES, ClientAssertionVerifier, ClientAuthenticator, Directory
 from ._registration import REGISTRATION_PATH, ClientRegistration
 from ._server import DevServer, Request, Response
@@ -96,6 +97,7 @@ class DevIdP:
         exchange = TokenExchange(self._directory, self, self._subject_verifier)
         self._token_endpoint = TokenEndpoint(self._directory, self._auth, self, exchange)
         self._registration = ClientRegistration(self)
+        self._logout = BackchannelLogout(self._sign_logout_token, lambda: self.issuer)
         self._admin_api = AdminApi(
             self._directory, lambda: self.issuer, lambda: self.jwks_uri, clients=self
         )
@@ -258,6 +260,7 @@ class DevIdP:
         exchange_audiences: Sequence[str] = (),
         name: str | None = None,
         service_account: bool = True,
+        backchannel_logout_url: str | None = None,
         **extra_claims: Any,
     ) -> None:
         """Register a client. With a secret or keys it is confidential and gets service-account
@@ -283,7 +286,11 @@ class DevIdP:
         tokens may be minted for.
 
         `name` is its display name; `service_account=False` refuses it the client_credentials
-        grant (`unauthorized_client`), as Keycloak's switch."""
+        grant (`unauthorized_client`), as Keycloak's switch.
+
+        `backchannel_logout_url`: where `logout()` POSTs this client's logout tokens
+        (Keycloak's "Backchannel logout URL")."""
+        self._logout.register(client_id, backchannel_logout_url)
         self._client_keys.register(client_id, jwks, jwks_uri)
         has_keys = jwks is not None or jwks_uri is not None
         self._directory.add_client(
@@ -440,6 +447,32 @@ class DevIdP:
         header.update(headers or {})
         payload = self.make_claims(sub, azp, expires_in, **claims)
         return key.sign(_compact_json(payload), _compact_json(header) if header else None)
+
+    def logout(
+        self,
+        sub: str | None = None,
+        sid: str | None = None,
+        *,
+        client_id: str | None = None,
+        timeout: float = 10.0,
+    ) -> list[LogoutDelivery]:
+        """End a session (`sid`) or all of a user's (`sub`), as Keycloak does when a user signs
+        out: a signed logout token (OpenID Connect Back-Channel Logout 1.0) is POSTed to each
+        client registered with a `backchannel_logout_url` (or only to `client_id`'s). Returns
+        one delivery per client, with the status its receiver answered."""
+        return self._logout.send(sub, sid, client_id, timeout)
+
+    def logout_token(
+        self, client_id: str, sub: str | None = None, sid: str | None = None, **claims: Any
+    ) -> str:
+        """The logout token `logout()` would send to `client_id` (a fresh jti and iat);
+        `claims` add or override claims (None removes one), for testing receivers."""
+        return self._logout.token(client_id, sub, sid, **claims)
+
+    def _sign_logout_token(self, claims: Mapping[str, Any]) -> str:
+        # The spec's explicit type (section 2.4), as Keycloak sends it.
+        header = _compact_json({"typ": "logout+jwt"})
+        return self._keys.current().sign(_compact_json(dict(claims)), header)
 
     def sign_claims(self, claims: Mapping[str, Any]) -> str:
         """Sign exactly these claims with the current RS256 key."""

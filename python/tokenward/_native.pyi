@@ -67,6 +67,12 @@ class _VerifierHealth(TypedDict):
     last_error: str | None
     last_success: float | None
 
+class _SharedCacheHealth(TypedDict):
+    """`TokenClient.health()["shared_cache"]`: the last shared-cache round's outcome."""
+
+    connected: bool
+    last_error: str | None
+
 class _TokenClientHealth(TypedDict):
     """`TokenClient.health()`: the cached token's state, read without I/O."""
 
@@ -74,6 +80,7 @@ class _TokenClientHealth(TypedDict):
     expires_in: float | None
     last_error: str | None
     last_success: float | None
+    shared_cache: _SharedCacheHealth | None
 
 @disjoint_base
 class Verifier:
@@ -177,6 +184,7 @@ class _TokenClientSettings(TypedDict, total=False):
     max_response_bytes: int
     proxy: str | None
     headers: Mapping[str, str] | None
+    shared_cache: str | None
 
 @disjoint_base
 class TokenClient:
@@ -203,11 +211,14 @@ class TokenClient:
         max_response_bytes: int = 1048576,
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
+        shared_cache: str | None = None,
     ) -> Self:
         """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
         "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM, or a JWK
         dict) is given, else client_secret_post. `signing_alg` picks the private_key_jwt
-        algorithm (default: RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519)."""
+        algorithm (default: RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519).
+        `shared_cache` (a redis:// or rediss:// URL) shares the token with every process using
+        that Redis, sealed with the key in TOKENWARD_SHARED_CACHE_KEY."""
     @classmethod
     def from_env(cls, **overrides: Unpack[_TokenClientSettings]) -> Self:
         """A client configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),

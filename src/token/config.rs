@@ -358,11 +358,55 @@ mod tests {
     }
 
     #[test]
+    fn shared_cache_needs_a_redis_url_and_a_32_byte_key() {
+        let base = |url: &str, key: Option<&str>| {
+            let mut c = TokenClientConfig::new("agent");
+            c.token_url = Some("http://idp/token".into());
+            c.client_secret = Some(Zeroizing::new("s".into()));
+            c.shared_cache = Some(url.into());
+            c.shared_cache_key = key.map(|k| Zeroizing::new(k.into()));
+            c
+        };
+        let key = "a2V5LWZvci10aGUtYmVuY2gtb25seS0zMi1ieXRlcyE=";
+        assert!(base("redis://127.0.0.1:6379/0", Some(key))
+            .validate()
+            .is_ok());
+        assert!(base("rediss://:pw@cache.example:6380", Some(key))
+            .validate()
+            .is_ok());
+        let e = base("http://127.0.0.1", Some(key))
+            .validate()
+            .err()
+            .unwrap();
+        assert_eq!(setting(e), "shared_cache");
+        let e = base("redis://:hunter2@[::1", Some(key))
+            .validate()
+            .err()
+            .unwrap();
+        assert!(!e.to_string().contains("hunter2"));
+        assert_eq!(setting(e), "shared_cache");
+        let e = base("redis://127.0.0.1", Some("c2hvcnQ="))
+            .validate()
+            .err()
+            .unwrap();
+        assert!(!e.to_string().contains("c2hvcnQ="));
+        assert_eq!(setting(e), "TOKENWARD_SHARED_CACHE_KEY");
+        let mut c = base("redis://127.0.0.1", Some(key));
+        c.shared_cache = Some("  ".into());
+        assert!(
+            c.validate().unwrap().shared.is_none(),
+            "blank is no shared cache"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_credentials() {
         let mut c = TokenClientConfig::new("agent");
         c.client_secret = Some(Zeroizing::new("hunter2-secret".into()));
         c.private_key = Some(Zeroizing::new("PEM-MATERIAL".into()));
+        c.shared_cache = Some("redis://:redis-password@cache:6379".into());
         let text = format!("{c:?}");
         assert!(!text.contains("hunter2") && !text.contains("PEM-MATERIAL"));
+        assert!(!text.contains("redis-password"));
     }
 }

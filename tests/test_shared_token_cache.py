@@ -398,4 +398,3 @@ def test_redis_down_from_the_start_never_fails_get_token(
     assert c.health()["shared_cache"] == {"connected": True, "last_error": None}
     assert client(dev_idp, redis_server).get_token() == token
     assert dev_idp.hits["token"] == 2
-

@@ -7,9 +7,11 @@ token itself. `idp.hits["token"]` counts the token requests.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -276,7 +278,7 @@ def test_an_entry_under_another_key_is_refetched_not_an_error(
     assert "does not decrypt" in (health["last_error"] or "")
     # It replaced the entry with one sealed under its own key, which the next process reads.
     assert client(dev_idp, redis_server).get_token() == token
-    assert dev_idp.hits["token"] == 2
+    assert dev_idp.hits["token"] == 5
 
 
 def test_moving_an_entry_to_another_key_name_does_not_serve_it(
@@ -382,13 +384,24 @@ def test_from_env_reads_the_shared_cache_url(
 
 
 def test_redis_down_from_the_start_never_fails_get_token(
-    dev_idp: DevIdP, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    dev_idp: DevIdP,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     dev_idp.add_client("agent", secret=SECRET)
     monkeypatch.setenv("TOKENWARD_SHARED_CACHE_KEY", KEY)
+    caplog.set_level(logging.WARNING, logger="tokenward")
     redis_server.stop()
     c = client(dev_idp, redis_server)
     assert c.get_token()
+    for _ in range(3):
+        c.invalidate()
+        assert c.get_token()
+    assert dev_idp.hits["token"] == 4
+    warnings = [r for r in caplog.records if "shared token cache" in r.getMessage()]
+    assert len(warnings) == 1, "one warning per interval, not one per fetch"
+    assert warnings[0].name == "tokenward.token.shared"
     health = c.health()["shared_cache"]
     assert health is not None and health["connected"] is False
     assert str(redis_server.port) not in (health["last_error"] or "")
@@ -397,4 +410,19 @@ def test_redis_down_from_the_start_never_fails_get_token(
     token = c.get_token()
     assert c.health()["shared_cache"] == {"connected": True, "last_error": None}
     assert client(dev_idp, redis_server).get_token() == token
-    assert dev_idp.hits["token"] == 2
+    assert dev_idp.hits["token"] == 5
+
+
+def test_the_async_path_shares_too(
+    dev_idp: DevIdP, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev_idp.add_client("agent", secret=SECRET)
+    monkeypatch.setenv("TOKENWARD_SHARED_CACHE_KEY", KEY)
+    token = client(dev_idp, redis_server).get_token()
+
+    async def main() -> list[str]:
+        clients = [client(dev_idp, redis_server) for _ in range(4)]
+        return await asyncio.gather(*(c.get_token_async() for c in clients))
+
+    assert asyncio.run(main()) == [token] * 4
+    assert dev_idp.hits["token"] == 1

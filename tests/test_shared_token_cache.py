@@ -274,11 +274,11 @@ def test_an_entry_under_another_key_is_refetched_not_an_error(
     token = ours.get_token()
     assert token != theirs and dev_idp.hits["token"] == 2
     health = ours.health()["shared_cache"]
-    assert health is not None and health["connected"] is True
+    assert health["connected"] is True
     assert "does not decrypt" in (health["last_error"] or "")
     # It replaced the entry with one sealed under its own key, which the next process reads.
     assert client(dev_idp, redis_server).get_token() == token
-    assert dev_idp.hits["token"] == 5
+    assert dev_idp.hits["token"] == 2
 
 
 def test_moving_an_entry_to_another_key_name_does_not_serve_it(
@@ -301,7 +301,7 @@ def test_moving_an_entry_to_another_key_name_does_not_serve_it(
     assert fresh_scoped.get_token() != plain_token
     assert dev_idp.hits["token"] == 3
     health = fresh_scoped.health()["shared_cache"]
-    assert health is not None and "does not decrypt" in (health["last_error"] or "")
+    assert "does not decrypt" in (health["last_error"] or "")
 
 
 def test_a_forked_worker_gets_its_own_connection(
@@ -379,7 +379,7 @@ def test_from_env_reads_the_shared_cache_url(
     token = shared.get_token()
     assert tw.TokenClient.from_env(timeout=2).get_token() == token
     assert dev_idp.hits["token"] == 1
-    assert tw.TokenClient.from_env(shared_cache=None).health()["shared_cache"] is None
+    assert "shared_cache" not in tw.TokenClient.from_env(shared_cache=None).health()
     assert "hunter2" not in repr(shared)
 
 
@@ -403,7 +403,7 @@ def test_redis_down_from_the_start_never_fails_get_token(
     assert len(warnings) == 1, "one warning per interval, not one per fetch"
     assert warnings[0].name == "tokenward.token.shared"
     health = c.health()["shared_cache"]
-    assert health is not None and health["connected"] is False
+    assert health["connected"] is False
     assert str(redis_server.port) not in (health["last_error"] or "")
     redis_server.start()
     c.invalidate()

@@ -11,7 +11,7 @@ import os
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeAlias, TypedDict, final
 
-from typing_extensions import Self, Unpack, disjoint_base
+from typing_extensions import NotRequired, Self, Unpack, disjoint_base
 
 __version__: str
 __all__ = [
@@ -80,7 +80,7 @@ class _TokenClientHealth(TypedDict):
     expires_in: float | None
     last_error: str | None
     last_success: float | None
-    shared_cache: _SharedCacheHealth | None
+    shared_cache: NotRequired[_SharedCacheHealth]
 
 @disjoint_base
 class Verifier:

@@ -287,16 +287,13 @@ impl PyTokenClient {
         out.set_item("expires_in", h.expires_in)?;
         out.set_item("last_error", h.last_error)?;
         out.set_item("last_success", h.last_success)?;
-        let shared = match h.shared_cache {
-            None => None,
-            Some(shared) => {
-                let d = PyDict::new(py);
-                d.set_item("connected", shared.connected)?;
-                d.set_item("last_error", shared.last_error)?;
-                Some(d)
-            }
-        };
-        out.set_item("shared_cache", shared)?;
+        // Only with a shared cache: the dict of a plain client keeps its four keys.
+        if let Some(shared) = h.shared_cache {
+            let d = PyDict::new(py);
+            d.set_item("connected", shared.connected)?;
+            d.set_item("last_error", shared.last_error)?;
+            out.set_item("shared_cache", d)?;
+        }
         Ok(out)
     }
 

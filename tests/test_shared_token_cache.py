@@ -426,3 +426,21 @@ def test_the_async_path_shares_too(
 
     assert asyncio.run(main()) == [token] * 4
     assert dev_idp.hits["token"] == 1
+
+
+def test_a_dead_holders_lock_expires_and_a_waiter_fetches(
+    dev_idp: DevIdP, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that took the lock and died never releases it: its expiry does."""
+    dev_idp.add_client("agent", secret=SECRET)
+    monkeypatch.setenv("TOKENWARD_SHARED_CACHE_KEY", KEY)
+    first = client(dev_idp, redis_server).get_token()
+    [name] = entry_names(redis_server)
+    raw_command(redis_server, "DEL", name)
+    assert (
+        raw_command(redis_server, "SET", f"{name}:lock", "dead-holder", "PX", "1000") == b"+OK\r\n"
+    )
+    token = client(dev_idp, redis_server).get_token()
+    assert token != first and dev_idp.hits["token"] == 2
+    assert entry_names(redis_server) == [name], "stored for the others"
+    assert raw_command(redis_server, "EXISTS", f"{name}:lock") == b":0\r\n", "released"

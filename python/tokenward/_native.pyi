@@ -224,8 +224,9 @@ class TokenClient:
         """A client configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),
         AGENT_CLIENT_ID or KEYCLOAK_CLIENT_ID, AGENT_CLIENT_SECRET or KEYCLOAK_CLIENT_SECRET,
         and AGENT_PRIVATE_KEY_FILE (a PEM key: private_key_jwt); the keyword arguments win, and
-        a credential given replaces the environment's. Raises ConfigError naming a missing
-        variable. Returns an instance of `cls`."""
+        a credential given replaces the environment's. TOKENWARD_SHARED_CACHE sets
+        `shared_cache`. Raises ConfigError naming a missing variable. Returns an instance of
+        `cls`."""
     @property
     def client_id(self) -> str: ...
     @property

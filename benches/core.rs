@@ -254,6 +254,20 @@ fn bench_token_cache(c: &mut Criterion) {
     group.bench_function("exchange_cache_hit", |b| {
         b.iter(|| client.exchange_blocking(&exchange()).unwrap())
     });
+    // With a shared cache (a Redis at TOKENWARD_BENCH_REDIS): a hit must stay in-process.
+    if let Ok(redis) = std::env::var("TOKENWARD_BENCH_REDIS") {
+        let mut config = TokenClientConfig::new("bench-agent");
+        config.token_url = Some(format!("{base}/token"));
+        config.client_secret = Some(String::from("bench-secret").into());
+        config.shared_cache = Some(redis);
+        config.shared_cache_key =
+            Some(String::from("a2V5LWZvci10aGUtYmVuY2gtb25seS0zMi1ieXRlcyE=").into());
+        let shared = tokenward::token::TokenClient::new(config).expect("shared token client");
+        shared.get_token_blocking().expect("the first shared token");
+        group.bench_function("cache_hit_shared_cache", |b| {
+            b.iter(|| shared.get_token_blocking().unwrap())
+        });
+    }
     group.finish();
 }
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeAlias, TypedDict, final
 
-from typing_extensions import Self, Unpack, disjoint_base
+from typing_extensions import NotRequired, Self, Unpack, disjoint_base
 
 __version__: str
 __all__ = [
@@ -81,6 +81,12 @@ class _RevocationsHealth(TypedDict):
     pending: int
     last_error: str | None
 
+class _SharedCacheHealth(TypedDict):
+    """`TokenClient.health()["shared_cache"]`: the last shared-cache round's outcome."""
+
+    connected: bool
+    last_error: str | None
+
 class _TokenClientHealth(TypedDict):
     """`TokenClient.health()`: the cached token's state, read without I/O."""
 
@@ -88,6 +94,7 @@ class _TokenClientHealth(TypedDict):
     expires_in: float | None
     last_error: str | None
     last_success: float | None
+    shared_cache: NotRequired[_SharedCacheHealth]
 
 @disjoint_base
 class Verifier:
@@ -210,6 +217,7 @@ class _TokenClientSettings(TypedDict, total=False):
     max_response_bytes: int
     proxy: str | None
     headers: Mapping[str, str] | None
+    shared_cache: str | None
 
 @disjoint_base
 class TokenClient:
@@ -236,18 +244,22 @@ class TokenClient:
         max_response_bytes: int = 1048576,
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
+        shared_cache: str | None = None,
     ) -> Self:
         """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
         "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM, or a JWK
         dict) is given, else client_secret_post. `signing_alg` picks the private_key_jwt
-        algorithm (default: RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519)."""
+        algorithm (default: RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519).
+        `shared_cache` (a redis:// or rediss:// URL) shares the token with every process using
+        that Redis, sealed with the key in TOKENWARD_SHARED_CACHE_KEY."""
     @classmethod
     def from_env(cls, **overrides: Unpack[_TokenClientSettings]) -> Self:
         """A client configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),
         AGENT_CLIENT_ID or KEYCLOAK_CLIENT_ID, AGENT_CLIENT_SECRET or KEYCLOAK_CLIENT_SECRET,
         and AGENT_PRIVATE_KEY_FILE (a PEM key: private_key_jwt); the keyword arguments win, and
-        a credential given replaces the environment's. Raises ConfigError naming a missing
-        variable. Returns an instance of `cls`."""
+        a credential given replaces the environment's. TOKENWARD_SHARED_CACHE sets
+        `shared_cache`. Raises ConfigError naming a missing variable. Returns an instance of
+        `cls`."""
     @property
     def client_id(self) -> str: ...
     @property

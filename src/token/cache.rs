@@ -78,6 +78,43 @@ impl Token {
     fn valid(&self, now: Instant) -> bool {
         now < self.expires_at
     }
+
+    /// In the last third of its life: a refresh is due.
+    pub(super) fn due(&self, now: Instant) -> bool {
+        now >= self.refresh_at
+    }
+
+    /// (Unix expiry, lifetime, held) in seconds: the token's times on the wall clock, for the
+    /// shared cache (processes share no `Instant`).
+    pub(super) fn wall_times(&self, now: Instant, now_unix: f64) -> (f64, f64, f64) {
+        let left = self.remaining(now).as_secs_f64();
+        let lifetime = 3.0
+            * self
+                .expires_at
+                .saturating_duration_since(self.refresh_at)
+                .as_secs_f64();
+        (now_unix + left, lifetime, self.held.as_secs_f64())
+    }
+
+    /// A token from another process's `wall_times`; None once expired (or for nonsense times).
+    pub(super) fn from_wall_times(
+        value: Zeroizing<String>,
+        (expires_unix, lifetime, held): (f64, f64, f64),
+        now: Instant,
+        now_unix: f64,
+    ) -> Option<Token> {
+        let seconds = |v: f64| (0.0..1e9).contains(&v).then(|| Duration::from_secs_f64(v));
+        let left = seconds(expires_unix - now_unix).filter(|d| !d.is_zero())?;
+        let expires_at = now + left;
+        Some(Token {
+            refresh_at: expires_at
+                .checked_sub(seconds(lifetime)? / 3)
+                .unwrap_or(now),
+            expires_at,
+            held: seconds(held)?,
+            value,
+        })
+    }
 }
 
 /// `exp` and `iat` of a JWT access token, read without verification: only our own scheduling
@@ -140,6 +177,9 @@ pub(super) enum Mode {
 /// Where new tokens come from (the token endpoint; a fake in tests).
 pub(super) trait Source: Send + Sync + 'static {
     fn fetch(&self, mode: Mode) -> impl Future<Output = Result<Token, Failed>> + Send;
+
+    /// `token` was invalidated (a 401 for it): the source must not hand it out again.
+    fn invalidated(&self, _token: &Token) {}
 }
 
 #[derive(Default)]
@@ -161,6 +201,8 @@ pub struct TokenHealth {
     pub last_error: Option<String>,
     /// When the last token request succeeded (Unix seconds).
     pub last_success: Option<f64>,
+    /// The shared cache's state; None without one.
+    pub shared_cache: Option<super::shared::SharedCacheHealth>,
 }
 
 /// A look at the cache that found no usable token; spent by [`TokenCache::fetch`].
@@ -240,6 +282,7 @@ impl<S: Source> TokenCache<S> {
                 .as_ref()
                 .map(|e| e.to_string()),
             last_success: *self.last_success.lock(),
+            shared_cache: None,
         }
     }
 
@@ -374,6 +417,9 @@ impl<S: Source> TokenCache<S> {
             (None, _) => false,
         };
         if dropped {
+            if let Some(token) = &previous {
+                self.source.invalidated(token);
+            }
             self.stats.invalidations.bump();
             log::debug!("cached token invalidated");
         }

@@ -11,6 +11,7 @@ use crate::http::{self, HttpConfig};
 use crate::sign::SigningKey;
 
 use super::auth::{AuthMethod, ClientAuth, Credentials};
+use super::shared::{self, SealKey, SharedSettings};
 
 /// Mirrors the keyword arguments of the Python `TokenClient`.
 #[derive(Clone)]
@@ -48,6 +49,10 @@ pub struct TokenClientConfig {
     pub proxy: Option<String>,
     /// Headers added to every request.
     pub headers: Vec<(String, String)>,
+    /// A redis:// or rediss:// URL: the token is shared by every process using it.
+    pub shared_cache: Option<String>,
+    /// The shared cache's key (32 bytes, base64); None: `TOKENWARD_SHARED_CACHE_KEY`.
+    pub shared_cache_key: Option<Zeroizing<String>>,
 }
 
 impl fmt::Debug for TokenClientConfig {
@@ -73,6 +78,9 @@ impl fmt::Debug for TokenClientConfig {
                 "headers",
                 &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
+            // A Redis URL may carry a password.
+            .field("shared_cache", &given(self.shared_cache.is_some()))
+            .field("shared_cache_key", &given(self.shared_cache_key.is_some()))
             .finish()
     }
 }
@@ -97,6 +105,8 @@ impl TokenClientConfig {
             max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES as i64,
             proxy: None,
             headers: Vec::new(),
+            shared_cache: None,
+            shared_cache_key: None,
         }
     }
 
@@ -104,12 +114,14 @@ impl TokenClientConfig {
     /// (default "dls"), AGENT_CLIENT_ID or KEYCLOAK_CLIENT_ID, AGENT_CLIENT_SECRET or
     /// KEYCLOAK_CLIENT_SECRET, and AGENT_PRIVATE_KEY_FILE (a PEM; selects private_key_jwt).
     /// `require_credentials: false` skips the secret check, for callers that pass the
-    /// credential themselves.
+    /// credential themselves. `TOKENWARD_SHARED_CACHE` (a Redis URL) sets `shared_cache`.
     pub fn from_env(
         var: impl Fn(&str) -> Option<String>,
         require_credentials: bool,
     ) -> Result<Self> {
-        crate::keycloak::token_client_config(var, require_credentials)
+        let mut config = crate::keycloak::token_client_config(&var, require_credentials)?;
+        config.shared_cache = var(shared::URL_VAR).filter(|v| !v.trim().is_empty());
+        Ok(config)
     }
 
     pub(super) fn validate(self) -> Result<Checked> {
@@ -176,6 +188,10 @@ impl TokenClientConfig {
         };
         let nonempty =
             |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let shared = match nonempty(self.shared_cache) {
+            None => None,
+            Some(url) => Some(shared_settings(&url, self.shared_cache_key)?),
+        };
         Ok(Checked {
             token_url,
             issuer,
@@ -190,8 +206,39 @@ impl TokenClientConfig {
                 proxy: self.proxy,
                 headers: self.headers,
             },
+            shared,
         })
     }
+}
+
+/// The Redis client and sealing key of `shared_cache`. Errors name the setting and never
+/// repeat the URL (it may carry a password) or the key.
+fn shared_settings(url: &str, key: Option<Zeroizing<String>>) -> Result<SharedSettings> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(Error::config(
+            "shared_cache",
+            "must be a redis:// or rediss:// URL",
+        ));
+    }
+    let client = redis::Client::open(url)
+        .map_err(|_| Error::config("shared_cache", "is not a valid Redis URL"))?;
+    let key = key
+        .or_else(|| std::env::var(shared::KEY_VAR).ok().map(Zeroizing::new))
+        .filter(|k| !k.trim().is_empty())
+        .ok_or_else(|| {
+            Error::config(
+                shared::KEY_VAR,
+                "is not set: shared_cache needs a key to encrypt the token it stores (32 bytes, \
+                 base64: `openssl rand -base64 32`)",
+            )
+        })?;
+    let key = SealKey::from_base64(&key).ok_or_else(|| {
+        Error::config(
+            shared::KEY_VAR,
+            "must be 32 bytes in base64 (`openssl rand -base64 32`)",
+        )
+    })?;
+    Ok(SharedSettings { client, key })
 }
 
 /// Assertion algorithms tried, in order, when none is named: the natural one of each key type.
@@ -229,6 +276,7 @@ pub(super) struct Checked {
     pub audience: Option<String>,
     pub refresh_margin: Duration,
     pub http: HttpConfig,
+    pub shared: Option<SharedSettings>,
 }
 
 #[cfg(test)]
@@ -310,11 +358,55 @@ mod tests {
     }
 
     #[test]
+    fn shared_cache_needs_a_redis_url_and_a_32_byte_key() {
+        let base = |url: &str, key: Option<&str>| {
+            let mut c = TokenClientConfig::new("agent");
+            c.token_url = Some("http://idp/token".into());
+            c.client_secret = Some(Zeroizing::new("s".into()));
+            c.shared_cache = Some(url.into());
+            c.shared_cache_key = key.map(|k| Zeroizing::new(k.into()));
+            c
+        };
+        let key = "a2V5LWZvci10aGUtYmVuY2gtb25seS0zMi1ieXRlcyE=";
+        assert!(base("redis://127.0.0.1:6379/0", Some(key))
+            .validate()
+            .is_ok());
+        assert!(base("rediss://:pw@cache.example:6380", Some(key))
+            .validate()
+            .is_ok());
+        let e = base("http://127.0.0.1", Some(key))
+            .validate()
+            .err()
+            .unwrap();
+        assert_eq!(setting(e), "shared_cache");
+        let e = base("redis://:hunter2@[::1", Some(key))
+            .validate()
+            .err()
+            .unwrap();
+        assert!(!e.to_string().contains("hunter2"));
+        assert_eq!(setting(e), "shared_cache");
+        let e = base("redis://127.0.0.1", Some("c2hvcnQ="))
+            .validate()
+            .err()
+            .unwrap();
+        assert!(!e.to_string().contains("c2hvcnQ="));
+        assert_eq!(setting(e), "TOKENWARD_SHARED_CACHE_KEY");
+        let mut c = base("redis://127.0.0.1", Some(key));
+        c.shared_cache = Some("  ".into());
+        assert!(
+            c.validate().unwrap().shared.is_none(),
+            "blank is no shared cache"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_credentials() {
         let mut c = TokenClientConfig::new("agent");
         c.client_secret = Some(Zeroizing::new("hunter2-secret".into()));
         c.private_key = Some(Zeroizing::new("PEM-MATERIAL".into()));
+        c.shared_cache = Some("redis://:redis-password@cache:6379".into());
         let text = format!("{c:?}");
         assert!(!text.contains("hunter2") && !text.contains("PEM-MATERIAL"));
+        assert!(!text.contains("redis-password"));
     }
 }

@@ -6,7 +6,8 @@
 //! - `endpoint`: one token request, its classification, and retries within one call;
 //! - `retry`: backoff, jitter, Retry-After;
 //! - `cache`: the cached token, refresh-ahead, single-flight, backoff between calls;
-//! - `exchange`: token exchange (RFC 8693), its bounded per-request cache and single flight.
+//! - `exchange`: token exchange (RFC 8693), its bounded per-request cache and single flight;
+//! - `shared`: the optional shared cache on Redis: one token for every process.
 
 pub(crate) mod auth;
 mod cache;
@@ -14,9 +15,11 @@ mod config;
 pub(crate) mod endpoint;
 mod exchange;
 mod retry;
+mod shared;
 mod stats;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::Result;
 use crate::http::Http;
@@ -25,18 +28,38 @@ pub use auth::AuthMethod;
 pub use cache::{Miss, Token, TokenHealth};
 pub use config::TokenClientConfig;
 pub use exchange::{Exchange, EXCHANGE_CACHE_SIZE};
+pub use shared::SharedCacheHealth;
 pub use stats::TokenStats;
 
 use cache::{Mode, Source, TokenCache};
 use endpoint::{Endpoint, Failed, Grant};
 use exchange::ExchangeCache;
+use shared::SharedCache;
 
 struct Requester {
     endpoint: Endpoint,
+    /// With a shared cache, a fetch first looks there (and shares what it requests).
+    shared: Option<SharedCache>,
+    margin: Duration,
 }
 
 impl Source for Requester {
     async fn fetch(&self, mode: Mode) -> Result<Token, Failed> {
+        match &self.shared {
+            Some(shared) => shared.fetch(self.margin, || self.request(mode)).await,
+            None => self.request(mode).await,
+        }
+    }
+
+    fn invalidated(&self, token: &Token) {
+        if let Some(shared) = &self.shared {
+            shared.reject(token);
+        }
+    }
+}
+
+impl Requester {
+    async fn request(&self, mode: Mode) -> Result<Token, Failed> {
         let attempts = match mode {
             Mode::Once => 1,
             Mode::Retry => retry::MAX_ATTEMPTS,
@@ -91,6 +114,22 @@ impl TokenClient {
     pub fn new(config: TokenClientConfig) -> Result<Self> {
         let checked = config.validate()?;
         let stats = Arc::new(TokenStats::default());
+        // The token endpoint, or the issuer whose discovery names it: known without a request.
+        let endpoint_id = match (&checked.token_url, &checked.issuer) {
+            (Some(url), _) => url.clone(),
+            (None, issuer) => format!("issuer {}", issuer.as_deref().unwrap_or_default()),
+        };
+        let shared = checked.shared.map(|settings| {
+            let identity = [
+                Some(endpoint_id.as_str()),
+                Some(checked.auth.client_id()),
+                checked.scope.as_deref(),
+                checked.audience.as_deref(),
+            ];
+            // Long enough for a holder's whole call: discovery, then its retries.
+            let lock_ttl = checked.http.timeout * (retry::DEADLINE_TIMEOUTS + 1);
+            SharedCache::new(settings, &identity, lock_ttl)
+        });
         let endpoint = Endpoint::new(
             Http::new(checked.http)?,
             checked.token_url,
@@ -102,7 +141,11 @@ impl TokenClient {
         );
         let exchanges = ExchangeCache::new(checked.refresh_margin, stats.clone());
         let cache = TokenCache::new(
-            Requester { endpoint },
+            Requester {
+                endpoint,
+                shared,
+                margin: checked.refresh_margin,
+            },
             checked.refresh_margin,
             stats.clone(),
         );
@@ -149,7 +192,9 @@ impl TokenClient {
 
     /// The state of the cached token, for readiness probes: no I/O.
     pub fn health(&self) -> TokenHealth {
-        self.cache.health()
+        let mut health = self.cache.health();
+        health.shared_cache = self.cache.source().shared.as_ref().map(SharedCache::health);
+        health
     }
 
     /// A token usable now without any network wait, or None. A pure cache probe (it may start

@@ -32,7 +32,7 @@ use super::stats::TokenStats;
 
 pub(super) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The only subject token type Keycloak's standard token exchange takes.
-const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub(super) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// Exchanged tokens kept per client (and process); the least recently used go first.
 pub const EXCHANGE_CACHE_SIZE: usize = 1024;
 /// How long a failed exchange answers for its key without a new request.
@@ -115,11 +115,11 @@ impl Exchange {
         &self.subject_token
     }
 
-    /// Whether the issued token may be other than an access token (RFC 8693's `N_A` type).
-    pub(super) fn any_token_type(&self) -> bool {
+    /// The `issued_token_type` the answer must carry: the requested one, else an access token.
+    pub(super) fn expected_token_type(&self) -> &str {
         self.requested_token_type
             .as_deref()
-            .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+            .unwrap_or(ACCESS_TOKEN_TYPE)
     }
 
     /// The grant's form parameters (the client's authentication is added by the endpoint).

@@ -106,8 +106,6 @@ class Client:
     service_client_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Keycloak's "Standard token exchange" switch (see `_exchange`).
     token_exchange: bool = False
-    #: The audiences this client's exchanged tokens may carry (see `_exchange`).
-    exchange_audiences: tuple[str, ...] = ()
 
     @property
     def confidential(self) -> bool:
@@ -186,7 +184,6 @@ class Directory:
         groups_claim: str | None = None,
         service_client_roles: Mapping[str, Sequence[str]] | None = None,
         token_exchange: bool = False,
-        exchange_audiences: Sequence[str] = (),
     ) -> Client:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -206,7 +203,6 @@ class Directory:
             groups_claim=groups_claim,
             service_client_roles=_frozen_roles(service_client_roles),
             token_exchange=token_exchange,
-            exchange_audiences=tuple(exchange_audiences),
         )
         with self._lock:
             self._clients[client_id] = client

@@ -245,7 +245,6 @@ class DevIdP:
         groups_claim: str | None = None,
         client_roles: Mapping[str, Sequence[str]] | None = None,
         token_exchange: bool = False,
-        exchange_audiences: Sequence[str] = (),
         **extra_claims: Any,
     ) -> None:
         """Register a client. With a secret or keys it is confidential and gets service-account
@@ -267,8 +266,9 @@ class DevIdP:
 
         `token_exchange=True` enables standard token exchange for a confidential client (the
         grant `urn:ietf:params:oauth:grant-type:token-exchange`, with Keycloak's rules: see
-        `tokenward.testing._exchange`); `exchange_audiences` are the client ids its exchanged
-        tokens may be minted for."""
+        `tokenward.testing._exchange`). As in Keycloak, the audiences it may exchange a user's
+        token for are its `audiences` (the audience mapper) plus the clients whose roles the
+        user holds."""
         self._client_keys.register(client_id, jwks, jwks_uri)
         has_keys = jwks is not None or jwks_uri is not None
         self._directory.add_client(
@@ -282,7 +282,6 @@ class DevIdP:
             groups_claim=groups_claim,
             service_client_roles=client_roles,
             token_exchange=token_exchange,
-            exchange_audiences=exchange_audiences,
         )
 
     def _subject_verifier(self) -> Verifier:

@@ -74,10 +74,7 @@ def rejected_tokens(idp: DevIdP) -> dict[str, str]:
 @pytest.fixture
 def strict_verifier(make_verifier: MakeVerifier) -> Any:
     return make_verifier(
-        algorithms=["RS256"],
-        audience=AUD,
-        allowed_azp=["SmartEM_User"],
-        max_token_bytes=4096,
+        algorithms=["RS256"], audience=AUD, allowed_azp=["SmartEM_User"], max_token_bytes=4096,
         max_lifetime=3600,
         jwks_cooldown=3600,  # an unknown kid is refused at once, not after the next refetch
     )

@@ -22,6 +22,7 @@ pytestmark = [
 ]
 
 
+
 def _verify_all(v: tw.Verifier, tokens: dict[str, str]) -> dict[str, Any]:
     """What the child reports: the sub of each token, or the error it got."""
     report: dict[str, Any] = {}

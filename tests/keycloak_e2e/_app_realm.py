@@ -23,11 +23,7 @@ EXCHANGE_CLIENT_ID = "app-exchange"
 AGENTIC_ID, AGENTIC_SECRET = "agentic", "dev-agentic-secret"
 KNOWLEDGE_FLOW_ID, KNOWLEDGE_FLOW_SECRET = "knowledge-flow", "dev-knowledge-flow-secret"
 #: user -> (group, the `app` client role the group maps to); dave is in no group.
-MEMBERS = {
-    "alice": ("admins", "admin"),
-    "bob": ("editors", "editor"),
-    "carol": ("viewers", "viewer"),
-}
+MEMBERS = {"alice": ("admins", "admin"), "bob": ("editors", "editor"), "carol": ("viewers", "viewer")}
 USERS = (*MEMBERS, "dave")
 
 

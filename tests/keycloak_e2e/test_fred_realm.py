@@ -106,7 +106,6 @@ def test_admin_api_refuses_a_client_without_the_role(realm: Keycloak) -> None:
 
 # ---- the services flow: examples/fred/ (Agentic and Knowledge Flow) on uvicorn ---------------
 
-
 def load_fred_example(name: str) -> ModuleType:
     path = FRED_EXAMPLES / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"kc_fred_example_{name}", path)

@@ -32,9 +32,9 @@ def realm(dev_idp: DevIdP) -> DevIdP:
     return dev_idp
 
 
-def subject(idp: DevIdP, aud: Any = "svc-a", **claims: Any) -> str:
+def subject(idp: DevIdP, aud: Any = "svc-a", sub: str = "alice", **claims: Any) -> str:
     """A user's access token, as svc-a receives it from its caller."""
-    return idp.mint(sub="alice", aud=aud, **claims)
+    return idp.mint(sub=sub, aud=aud, **claims)
 
 
 def make(idp: DevIdP, **settings: Any) -> tw.TokenClient:
@@ -191,6 +191,34 @@ def test_a_repeated_exchange_is_served_from_the_cache(realm: DevIdP) -> None:
     assert realm.hits["token"] == 5
     assert client.exchange(user, audience="svc-b") == first
     assert realm.hits["token"] == 5
+
+
+def test_exchange_cache_size_bounds_the_cache(realm: DevIdP) -> None:
+    client = make(realm, exchange_cache_size=2)
+    users = [subject(realm, sub=name) for name in ("u1", "u2", "u3")]
+    first = [client.exchange(user, audience="svc-b") for user in users]
+    assert realm.hits["token"] == 3
+    # Two of the three are kept: the last, and one of the first two (not both).
+    assert client.exchange(users[2], audience="svc-b") == first[2]
+    assert realm.hits["token"] == 3
+    again = [client.exchange(user, audience="svc-b") for user in users[:2]]
+    assert realm.hits["token"] >= 4
+    assert again != first[:2]
+    # The default keeps all three.
+    roomy = make(realm)
+    for user in users:
+        roomy.exchange(user, audience="svc-b")
+    before = realm.hits["token"]
+    for user in users:
+        roomy.exchange(user, audience="svc-b")
+    assert realm.hits["token"] == before
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_exchange_cache_size_must_be_positive(realm: DevIdP, size: int) -> None:
+    with pytest.raises(tw.ConfigError) as caught:
+        make(realm, exchange_cache_size=size)
+    assert caught.value.setting == "exchange_cache_size"
 
 
 def test_an_exchanged_token_is_replaced_before_it_expires(dev_idp: DevIdP, clock: Clock) -> None:

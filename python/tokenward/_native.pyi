@@ -177,6 +177,7 @@ class _TokenClientSettings(TypedDict, total=False):
     max_response_bytes: int
     proxy: str | None
     headers: Mapping[str, str] | None
+    exchange_cache_size: int
 
 @disjoint_base
 class TokenClient:
@@ -203,11 +204,14 @@ class TokenClient:
         max_response_bytes: int = 1048576,
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
+        exchange_cache_size: int = 1024,
     ) -> Self:
         """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
         "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM, or a JWK
         dict) is given, else client_secret_post. `signing_alg` picks the private_key_jwt
-        algorithm (default: RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519)."""
+        algorithm (default: RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519).
+        `exchange_cache_size` bounds the tokens `exchange` keeps (the least recently used go
+        first); it must be > 0."""
     @classmethod
     def from_env(cls, **overrides: Unpack[_TokenClientSettings]) -> Self:
         """A client configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),

@@ -86,6 +86,7 @@ fn apply(config: &mut TokenClientConfig, name: &str, value: &Bound<'_, PyAny>) -
         "max_response_bytes" => config.max_response_bytes = value.extract()?,
         "proxy" => config.proxy = value.extract()?,
         "headers" => config.headers = super::transport::headers(Some(value))?,
+        "exchange_cache_size" => config.exchange_cache_size = value.extract()?,
         other => return Err(from_env::unexpected("TokenClient", other)),
     }
     Ok(())
@@ -98,7 +99,7 @@ impl PyTokenClient {
         token_url = None, *, issuer = None, client_id, client_secret = None, private_key = None,
         key_id = None, auth_method = None, scope = None, audience = None, refresh_margin = 30.0,
         timeout = 10.0, signing_alg = None, ca_bundle = None, max_response_bytes = 1_048_576,
-        proxy = None, headers = None
+        proxy = None, headers = None, exchange_cache_size = 1024
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -119,6 +120,7 @@ impl PyTokenClient {
         max_response_bytes: i64,
         proxy: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
+        exchange_cache_size: i64,
     ) -> PyResult<Self> {
         let client_id = match client_id {
             // From `from_env`, which has applied every setting already.
@@ -145,6 +147,7 @@ impl PyTokenClient {
         config.max_response_bytes = max_response_bytes;
         config.proxy = proxy;
         config.headers = super::transport::headers(headers)?;
+        config.exchange_cache_size = exchange_cache_size;
         // Key parsing and a test signature: not worth holding the GIL for.
         let inner = py.detach(|| TokenClient::new(config))?;
         Ok(PyTokenClient { inner })

@@ -48,6 +48,8 @@ pub struct TokenClientConfig {
     pub proxy: Option<String>,
     /// Headers added to every request.
     pub headers: Vec<(String, String)>,
+    /// How many exchanged tokens (`exchange`) are kept; the least recently used go first.
+    pub exchange_cache_size: i64,
 }
 
 impl fmt::Debug for TokenClientConfig {
@@ -68,6 +70,7 @@ impl fmt::Debug for TokenClientConfig {
             .field("timeout", &self.timeout)
             .field("ca_bundle", &self.ca_bundle)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("exchange_cache_size", &self.exchange_cache_size)
             .field("proxy", &self.proxy.as_ref().map(|_| "<set>"))
             .field(
                 "headers",
@@ -97,6 +100,7 @@ impl TokenClientConfig {
             max_response_bytes: http::DEFAULT_MAX_RESPONSE_BYTES as i64,
             proxy: None,
             headers: Vec::new(),
+            exchange_cache_size: super::EXCHANGE_CACHE_SIZE as i64,
         }
     }
 
@@ -174,6 +178,12 @@ impl TokenClientConfig {
                 )?)
             }
         };
+        let exchange_cache_size = usize::try_from(self.exchange_cache_size)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                Error::config("exchange_cache_size", "must be a number of tokens > 0")
+            })?;
         let nonempty =
             |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         Ok(Checked {
@@ -183,6 +193,7 @@ impl TokenClientConfig {
             scope: nonempty(self.scope),
             audience: nonempty(self.audience),
             refresh_margin,
+            exchange_cache_size,
             http: HttpConfig {
                 timeout,
                 ca_bundle: self.ca_bundle,
@@ -228,6 +239,7 @@ pub(super) struct Checked {
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub refresh_margin: Duration,
+    pub exchange_cache_size: usize,
     pub http: HttpConfig,
 }
 
@@ -254,6 +266,11 @@ mod tests {
         let mut c = base();
         c.token_url = None;
         assert_eq!(setting(c.validate().err().unwrap()), "token_url");
+        for size in [0, -1] {
+            let mut c = base();
+            c.exchange_cache_size = size;
+            assert_eq!(setting(c.validate().err().unwrap()), "exchange_cache_size");
+        }
         let mut c = base();
         c.client_secret = None;
         assert_eq!(setting(c.validate().err().unwrap()), "client_secret");

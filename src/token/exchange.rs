@@ -33,7 +33,8 @@ use super::stats::TokenStats;
 pub(super) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The only subject token type Keycloak's standard token exchange takes.
 pub(super) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-/// Exchanged tokens kept per client (and process); the least recently used go first.
+/// The default of `exchange_cache_size`: exchanged tokens kept per client (and process); the
+/// least recently used go first.
 pub const EXCHANGE_CACHE_SIZE: usize = 1024;
 /// How long a failed exchange answers for its key without a new request.
 pub(super) const FAILURE_HOLD: Duration = Duration::from_secs(1);
@@ -158,16 +159,18 @@ impl Slot {
 
 type Slots = Arc<Cache<Key, Slot>>;
 
+type MakeSlots = Box<dyn Fn() -> Slots + Send + Sync>;
+
 pub(super) struct ExchangeCache {
-    slots: ForkLocal<Slots>,
+    slots: ForkLocal<Slots, MakeSlots>,
     margin: Duration,
     stats: Arc<TokenStats>,
 }
 
 impl ExchangeCache {
-    pub(super) fn new(margin: Duration, stats: Arc<TokenStats>) -> Self {
+    pub(super) fn new(margin: Duration, size: usize, stats: Arc<TokenStats>) -> Self {
         ExchangeCache {
-            slots: ForkLocal::new(|| Arc::new(Cache::new(EXCHANGE_CACHE_SIZE))),
+            slots: ForkLocal::new(Box::new(move || Arc::new(Cache::new(size)))),
             margin,
             stats,
         }

@@ -100,7 +100,11 @@ impl TokenClient {
             checked.audience,
             stats.clone(),
         );
-        let exchanges = ExchangeCache::new(checked.refresh_margin, stats.clone());
+        let exchanges = ExchangeCache::new(
+            checked.refresh_margin,
+            checked.exchange_cache_size,
+            stats.clone(),
+        );
         let cache = TokenCache::new(
             Requester { endpoint },
             checked.refresh_margin,

@@ -227,3 +227,16 @@ def test_each_refusal_is_keycloaks_own_typed_and_not_retried(
     assert not exc.retryable
     assert token_endpoint.hits == before + 1, "a refusal is not retried"
     assert user.rsplit(".", 1)[-1][:16] not in f"{exc} {exc!r}"
+
+
+def test_the_exchanged_token_keeps_only_its_audiences_client_roles(realm: Keycloak) -> None:
+    """Knowledge Flow reads the roles of `app`: exchanged for `knowledge-flow` alone they are
+    gone; with `app` as a second audience (available by audience resolve) they stay."""
+    user = password_grant(realm, "alice", client_id=EXCHANGE_CLIENT_ID)
+    client = agentic(realm.token_url)
+    strict = tw.Verifier(realm.issuer, audience=KNOWLEDGE_FLOW_ID)
+    alone = strict.verify(client.exchange(user, audience=KNOWLEDGE_FLOW_ID))
+    assert UI_CLIENT_ID not in alone.get("resource_access", {})
+    both = strict.verify(client.exchange(user, audience=[KNOWLEDGE_FLOW_ID, UI_CLIENT_ID]))
+    assert set(both["aud"]) == {KNOWLEDGE_FLOW_ID, UI_CLIENT_ID}
+    assert both["resource_access"][UI_CLIENT_ID]["roles"] == ["admin"]

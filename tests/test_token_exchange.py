@@ -376,3 +376,21 @@ def test_bad_arguments_are_config_errors(
         client.exchange(args.pop("subject_token"), **args)
     assert caught.value.setting == setting
     assert realm.hits["token"] == 0
+
+
+async def test_an_async_cache_hit_needs_no_request_and_a_held_refusal_is_raised(
+    realm: DevIdP,
+) -> None:
+    client = make(realm)
+    user = subject(realm)
+    first = await client.exchange_async(user, audience="svc-b")
+    assert await client.exchange_async(user, audience="svc-b") == first
+    assert client.exchange(user, audience="svc-b") == first
+    assert realm.hits["token"] == 1
+    assert client.stats()["exchange_hits"] == 2
+    with pytest.raises(tw.TokenRequestError):
+        await client.exchange_async(user, audience="svc-d")
+    with pytest.raises(tw.TokenRequestError) as held:
+        await client.exchange_async(user, audience="svc-d")
+    assert held.value.error == "invalid_request"
+    assert realm.hits["token"] == 2, "the refusal is held for its key"

@@ -250,6 +250,15 @@ class TokenClient:
         Cached per (subject token, audience, scope, requested_token_type) until the issued
         token's expiry less the refresh margin; one request at a time per exchange. Raises
         TokenRequestError (`.error` is the IdP's code, e.g. access_denied) when refused."""
+    def _exchange_now(
+        self,
+        subject_token: str,
+        *,
+        audience: _Strings | None = None,
+        scope: _Strings | None = None,
+        requested_token_type: str | None = None,
+    ) -> str | None:
+        """The cached answer for this exchange (a held refusal is raised), else None."""
     def _exchange_async(
         self,
         subject_token: str,

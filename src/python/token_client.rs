@@ -255,6 +255,23 @@ impl PyTokenClient {
         Ok(token.value().to_owned())
     }
 
+    /// The cached answer for this exchange (a held refusal is raised), else None; never
+    /// touches the network. `exchange_async` probes with it before going through the runtime.
+    #[pyo3(signature = (subject_token, *, audience = None, scope = None, requested_token_type = None))]
+    fn _exchange_now(
+        &self,
+        subject_token: &str,
+        audience: Option<&Bound<'_, PyAny>>,
+        scope: Option<&Bound<'_, PyAny>>,
+        requested_token_type: Option<String>,
+    ) -> PyResult<Option<String>> {
+        let request = exchange::request(subject_token, audience, scope, requested_token_type)?;
+        match self.inner.exchange_cached(&request) {
+            Some(answer) => Ok(Some(answer?.value().to_owned())),
+            None => Ok(None),
+        }
+    }
+
     /// An awaitable for `exchange`; a cached answer is ready at once.
     #[pyo3(signature = (subject_token, *, audience = None, scope = None, requested_token_type = None))]
     fn _exchange_async<'py>(

@@ -282,7 +282,9 @@ impl PyTokenClient {
         scope: Option<&Bound<'py, PyAny>>,
         requested_token_type: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = exchange::request(subject_token, audience, scope, requested_token_type)?;
+        // Owned: the request outlives this call's borrow of the subject token.
+        let request =
+            exchange::request(subject_token, audience, scope, requested_token_type)?.into_owned();
         let inner = self.inner.clone();
         future_into_py(py, async move {
             Ok(inner.exchange(&request).await?.value().to_owned())

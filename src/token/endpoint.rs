@@ -61,7 +61,7 @@ impl Failed {
 /// What a request asks for: the client's own token, or a token exchange.
 pub(super) enum Grant<'a> {
     ClientCredentials,
-    Exchange(&'a Exchange),
+    Exchange(&'a Exchange<'a>),
 }
 
 pub(super) struct Endpoint {

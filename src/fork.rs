@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
-pub(crate) struct ForkLocal<T: Clone> {
+pub(crate) struct ForkLocal<T: Clone, M = fn() -> T> {
     slot: Mutex<Option<(u32, T)>>,
-    make: fn() -> T,
+    make: M,
 }
 
-impl<T: Clone> ForkLocal<T> {
-    pub(crate) const fn new(make: fn() -> T) -> Self {
+impl<T: Clone, M: Fn() -> T> ForkLocal<T, M> {
+    pub(crate) const fn new(make: M) -> Self {
         ForkLocal {
             slot: Mutex::new(None),
             make,

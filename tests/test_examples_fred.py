@@ -140,3 +140,47 @@ def test_two_apps_in_one_process_keep_their_own_settings(realm: DevIdP) -> None:
     with serve(strict) as strict_url, serve(lax) as lax_url:
         assert get(strict_url + "/knowledge-flow/v1/me", token).status_code == 401
         assert get(lax_url + "/knowledge-flow/v1/me", token).status_code == 200
+
+
+def test_agentic_with_exchange_hands_knowledge_flow_an_exchanged_token(realm: DevIdP) -> None:
+    """`exchange_audience`: a user token meant for Agentic only (no `knowledge-flow` in `aud`)
+    still reaches the strict Knowledge Flow, exchanged; without it, Knowledge Flow refuses."""
+    realm.add_client("ui-to-agentic", audiences=["agentic"], groups_claim="full_path")
+    realm.add_client(
+        "agentic",
+        secret=AGENTIC_SECRET,
+        client_roles={"realm-management": ["view-users"]},
+        token_exchange=True,
+        audiences=["knowledge-flow"],
+    )
+    token = password_token(realm, "alice", client_id="ui-to-agentic")
+    kf_app = load("knowledge_flow").create_app(realm_url=realm.issuer)
+    agentic = load("agentic")
+    with serve(kf_app) as kf:
+        plain = agentic.create_app(
+            realm_url=realm.issuer, knowledge_flow_url=kf, client_secret=AGENTIC_SECRET
+        )
+        exchanging = agentic.create_app(
+            realm_url=realm.issuer,
+            knowledge_flow_url=kf,
+            client_secret=AGENTIC_SECRET,
+            exchange_audience="knowledge-flow",
+        )
+        # With `app` as well: the exchanged token keeps only its audiences' client roles.
+        with_roles = agentic.create_app(
+            realm_url=realm.issuer,
+            knowledge_flow_url=kf,
+            client_secret=AGENTIC_SECRET,
+            exchange_audience=["knowledge-flow", "app"],
+        )
+        with serve(plain) as plain_url, serve(exchanging) as exchanging_url:
+            assert get(plain_url + "/agentic/v1/me", token).status_code == 502
+            answer = get(exchanging_url + "/agentic/v1/me", token)
+        with serve(with_roles) as with_roles_url:
+            roles_answer = get(with_roles_url + "/agentic/v1/me", token)
+    assert answer.status_code == 200, answer.text
+    me = answer.json()
+    assert me["roles"] == ["admin"]
+    assert me["knowledge_flow"]["username"] == "alice"
+    assert me["knowledge_flow"]["roles"] == [], "resource_access.app is not kept"
+    assert roles_answer.json()["knowledge_flow"]["roles"] == ["admin"]

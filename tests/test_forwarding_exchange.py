@@ -59,7 +59,7 @@ def make_service_a(auth: Authenticator, client: tw.TokenClient, service_b: str) 
 
 @pytest.fixture
 def service_a(dev_idp: DevIdP, make_verifier: MakeVerifier) -> Iterator[str]:
-    dev_idp.add_client("svc-a", SECRET, token_exchange=True, exchange_audiences=["svc-b"])
+    dev_idp.add_client("svc-a", SECRET, token_exchange=True, audiences=["svc-b"])
     dev_idp.add_client("svc-b", "svc-b-secret")
     client = tw.TokenClient(dev_idp.token_url, client_id="svc-a", client_secret=SECRET)
     auth_a = Authenticator(make_verifier(audience="svc-a"), allowlist=False)
@@ -102,7 +102,7 @@ def test_a_refused_exchange_is_a_502(service_a: str, dev_idp: DevIdP) -> None:
 
 
 def test_forwarded_bearer_exchanges_at_construction(dev_idp: DevIdP) -> None:
-    dev_idp.add_client("svc-a", SECRET, token_exchange=True, exchange_audiences=["svc-b"])
+    dev_idp.add_client("svc-a", SECRET, token_exchange=True, audiences=["svc-b"])
     dev_idp.add_client("svc-b", "svc-b-secret")
     client = tw.TokenClient(dev_idp.token_url, client_id="svc-a", client_secret=SECRET)
     caller = dev_idp.mint(sub="user-7", aud="svc-a")

@@ -19,7 +19,6 @@ pytestmark = [
 ]
 
 
-
 def test_forked_child_uses_the_cache_and_fetches_for_itself(dev_idp: DevIdP) -> None:
     dev_idp.add_client("agent", secret="fork-secret")
     client = tw.TokenClient(
@@ -56,7 +55,7 @@ def test_forked_child_uses_the_cache_and_fetches_for_itself(dev_idp: DevIdP) -> 
 def test_a_child_forked_during_an_exchange_makes_its_own(dev_idp: DevIdP) -> None:
     """The parent's exchange is in flight at fork time: the child must not wait on it (that
     request never completes in the child) but exchange for itself."""
-    dev_idp.add_client("svc-a", "fork-secret", token_exchange=True, exchange_audiences=["b"])
+    dev_idp.add_client("svc-a", "fork-secret", token_exchange=True, audiences=["b"])
     dev_idp.add_client("b", "b-secret")
     client = tw.TokenClient(
         dev_idp.token_url, client_id="svc-a", client_secret="fork-secret", timeout=5

@@ -2,11 +2,18 @@
 `tokenward.fred`, forwards the caller's token to Knowledge Flow, and lists the realm's users
 through the Keycloak Admin API with its own service account (client credentials).
 
-The `agentic` client needs the `realm-management` roles `view-users` (or `query-users`)."""
+The `agentic` client needs the `realm-management` roles `view-users` (or `query-users`).
+
+With `exchange_audience="knowledge-flow"` Agentic exchanges the caller's token (RFC 8693, its
+`agentic` client needs Keycloak's standard token exchange enabled) for one meant for Knowledge
+Flow, which can then check its audience strictly; without it the caller's own token goes. The
+exchanged token keeps only its audiences' client roles, so Knowledge Flow, which reads the roles
+of `app`, needs `exchange_audience=["knowledge-flow", "app"]` to see them."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import httpx
@@ -33,15 +40,9 @@ def create_app(
     knowledge_flow_url: str,
     client_id: str = "agentic",
     client_secret: str | None = None,
+    exchange_audience: str | Sequence[str] | None = None,
 ) -> FastAPI:
     app = FastAPI(title="agentic")
-    initialize_user_security(
-        UserSecurity(realm_url=realm_url, client_id=client_id),
-        app=app,
-        allowlist=False,
-        roles_client=ROLES_CLIENT,
-    )
-    register_exception_handlers(app)
     base, realm = split_realm_url(realm_url)
     secret = client_secret or os.environ.get(SECRET_ENV)
     service_account = (
@@ -51,13 +52,24 @@ def create_app(
         if secret
         else None
     )
+    if exchange_audience and service_account is None:
+        raise ValueError(f"exchange_audience needs the client secret ({SECRET_ENV})")
+    initialize_user_security(
+        UserSecurity(realm_url=realm_url, client_id=client_id),
+        app=app,
+        allowlist=False,
+        roles_client=ROLES_CLIENT,
+        exchange=(service_account, exchange_audience) if exchange_audience else None,
+    )
+    register_exception_handlers(app)
     kf_me = knowledge_flow_url.rstrip("/") + "/knowledge-flow/v1/me"
 
     @app.get("/agentic/v1/me")
     async def me(user: Annotated[KeycloakUser, Depends(get_current_user)]) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=10.0) as client:
-            # The caller's own (verified) token: Knowledge Flow sees the same user.
-            answer = await client.get(kf_me, auth=user.bearer)
+            # The caller's (verified) token, or the one exchanged for Knowledge Flow: either
+            # way Knowledge Flow sees the same user.
+            answer = await client.get(kf_me, auth=await user.bearer_async())
         if answer.status_code != 200:
             raise HTTPException(
                 status_code=502, detail=f"knowledge-flow answered {answer.status_code}"

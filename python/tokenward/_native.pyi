@@ -218,6 +218,7 @@ class _TokenClientSettings(TypedDict, total=False):
     proxy: str | None
     headers: Mapping[str, str] | None
     shared_cache: str | None
+    exchange_cache_size: int
 
 @disjoint_base
 class TokenClient:
@@ -245,13 +246,17 @@ class TokenClient:
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
         shared_cache: str | None = None,
+        exchange_cache_size: int = 1024,
     ) -> Self:
         """`auth_method`: "client_secret_post", "client_secret_basic", "private_key_jwt" or
         "client_secret_jwt"; by default private_key_jwt when `private_key` (a PEM, or a JWK
         dict) is given, else client_secret_post. `signing_alg` picks the private_key_jwt
         algorithm (default: RS256 for RSA keys, ES256/ES384 for EC keys, EdDSA for Ed25519).
         `shared_cache` (a redis:// or rediss:// URL) shares the token with every process using
-        that Redis, sealed with the key in TOKENWARD_SHARED_CACHE_KEY."""
+        that Redis, sealed with the key in TOKENWARD_SHARED_CACHE_KEY.
+
+        `exchange_cache_size` bounds the tokens `exchange` keeps (the least recently used go
+        first); it must be > 0."""
     @classmethod
     def from_env(cls, **overrides: Unpack[_TokenClientSettings]) -> Self:
         """A client configured from KEYCLOAK_URL, KEYCLOAK_REALM (default "dls"),
@@ -291,6 +296,15 @@ class TokenClient:
         Cached per (subject token, audience, scope, requested_token_type) until the issued
         token's expiry less the refresh margin; one request at a time per exchange. Raises
         TokenRequestError (`.error` is the IdP's code, e.g. access_denied) when refused."""
+    def _exchange_now(
+        self,
+        subject_token: str,
+        *,
+        audience: _Strings | None = None,
+        scope: _Strings | None = None,
+        requested_token_type: str | None = None,
+    ) -> str | None:
+        """The cached answer for this exchange (a held refusal is raised), else None."""
     def _exchange_async(
         self,
         subject_token: str,

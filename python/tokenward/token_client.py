@@ -50,7 +50,16 @@ class TokenClient(_native.TokenClient):
         scope: str | Sequence[str] | None = None,
         requested_token_type: str | None = None,
     ) -> str:
-        """Like `exchange`, but the request is awaited instead of blocking the event loop."""
+        """Like `exchange`, but the request is awaited instead of blocking the event loop; a
+        cached exchange is returned at once."""
+        token = self._exchange_now(
+            subject_token,
+            audience=audience,
+            scope=scope,
+            requested_token_type=requested_token_type,
+        )
+        if token is not None:
+            return token
         return await self._exchange_async(
             subject_token,
             audience=audience,

@@ -18,12 +18,12 @@ fn audiences(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
         .map_err(|_| Error::config("audience", "must be a string or a sequence of strings").into())
 }
 
-pub(super) fn request(
-    subject_token: &str,
+pub(super) fn request<'a>(
+    subject_token: &'a str,
     audience: Option<&Bound<'_, PyAny>>,
     scope: Option<&Bound<'_, PyAny>>,
     requested_token_type: Option<String>,
-) -> PyResult<Exchange> {
+) -> PyResult<Exchange<'a>> {
     Ok(Exchange::new(
         subject_token,
         audiences(audience)?,

@@ -87,6 +87,7 @@ fn apply(config: &mut TokenClientConfig, name: &str, value: &Bound<'_, PyAny>) -
         "proxy" => config.proxy = value.extract()?,
         "headers" => config.headers = super::transport::headers(Some(value))?,
         "shared_cache" => config.shared_cache = value.extract()?,
+        "exchange_cache_size" => config.exchange_cache_size = value.extract()?,
         other => return Err(from_env::unexpected("TokenClient", other)),
     }
     Ok(())
@@ -99,7 +100,7 @@ impl PyTokenClient {
         token_url = None, *, issuer = None, client_id, client_secret = None, private_key = None,
         key_id = None, auth_method = None, scope = None, audience = None, refresh_margin = 30.0,
         timeout = 10.0, signing_alg = None, ca_bundle = None, max_response_bytes = 1_048_576,
-        proxy = None, headers = None, shared_cache = None
+        proxy = None, headers = None, shared_cache = None, exchange_cache_size = 1024
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -121,6 +122,7 @@ impl PyTokenClient {
         proxy: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
         shared_cache: Option<String>,
+        exchange_cache_size: i64,
     ) -> PyResult<Self> {
         let client_id = match client_id {
             // From `from_env`, which has applied every setting already.
@@ -148,6 +150,7 @@ impl PyTokenClient {
         config.proxy = proxy;
         config.headers = super::transport::headers(headers)?;
         config.shared_cache = shared_cache;
+        config.exchange_cache_size = exchange_cache_size;
         // Key parsing and a test signature: not worth holding the GIL for.
         let inner = py.detach(|| TokenClient::new(config))?;
         Ok(PyTokenClient { inner })
@@ -255,6 +258,23 @@ impl PyTokenClient {
         Ok(token.value().to_owned())
     }
 
+    /// The cached answer for this exchange (a held refusal is raised), else None; never
+    /// touches the network. `exchange_async` probes with it before going through the runtime.
+    #[pyo3(signature = (subject_token, *, audience = None, scope = None, requested_token_type = None))]
+    fn _exchange_now(
+        &self,
+        subject_token: &str,
+        audience: Option<&Bound<'_, PyAny>>,
+        scope: Option<&Bound<'_, PyAny>>,
+        requested_token_type: Option<String>,
+    ) -> PyResult<Option<String>> {
+        let request = exchange::request(subject_token, audience, scope, requested_token_type)?;
+        match self.inner.exchange_cached(&request) {
+            Some(answer) => Ok(Some(answer?.value().to_owned())),
+            None => Ok(None),
+        }
+    }
+
     /// An awaitable for `exchange`; a cached answer is ready at once.
     #[pyo3(signature = (subject_token, *, audience = None, scope = None, requested_token_type = None))]
     fn _exchange_async<'py>(
@@ -265,7 +285,9 @@ impl PyTokenClient {
         scope: Option<&Bound<'py, PyAny>>,
         requested_token_type: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = exchange::request(subject_token, audience, scope, requested_token_type)?;
+        // Owned: the request outlives this call's borrow of the subject token.
+        let request =
+            exchange::request(subject_token, audience, scope, requested_token_type)?.into_owned();
         let inner = self.inner.clone();
         future_into_py(py, async move {
             Ok(inner.exchange(&request).await?.value().to_owned())

@@ -53,6 +53,8 @@ pub struct TokenClientConfig {
     pub shared_cache: Option<String>,
     /// The shared cache's key (32 bytes, base64); None: `TOKENWARD_SHARED_CACHE_KEY`.
     pub shared_cache_key: Option<Zeroizing<String>>,
+    /// How many exchanged tokens (`exchange`) are kept; the least recently used go first.
+    pub exchange_cache_size: i64,
 }
 
 impl fmt::Debug for TokenClientConfig {
@@ -73,6 +75,7 @@ impl fmt::Debug for TokenClientConfig {
             .field("timeout", &self.timeout)
             .field("ca_bundle", &self.ca_bundle)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("exchange_cache_size", &self.exchange_cache_size)
             .field("proxy", &self.proxy.as_ref().map(|_| "<set>"))
             .field(
                 "headers",
@@ -107,6 +110,7 @@ impl TokenClientConfig {
             headers: Vec::new(),
             shared_cache: None,
             shared_cache_key: None,
+            exchange_cache_size: super::EXCHANGE_CACHE_SIZE as i64,
         }
     }
 
@@ -186,6 +190,12 @@ impl TokenClientConfig {
                 )?)
             }
         };
+        let exchange_cache_size = usize::try_from(self.exchange_cache_size)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                Error::config("exchange_cache_size", "must be a number of tokens > 0")
+            })?;
         let nonempty =
             |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let shared = match nonempty(self.shared_cache) {
@@ -199,6 +209,7 @@ impl TokenClientConfig {
             scope: nonempty(self.scope),
             audience: nonempty(self.audience),
             refresh_margin,
+            exchange_cache_size,
             http: HttpConfig {
                 timeout,
                 ca_bundle: self.ca_bundle,
@@ -275,6 +286,7 @@ pub(super) struct Checked {
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub refresh_margin: Duration,
+    pub exchange_cache_size: usize,
     pub http: HttpConfig,
     pub shared: Option<SharedSettings>,
 }
@@ -302,6 +314,11 @@ mod tests {
         let mut c = base();
         c.token_url = None;
         assert_eq!(setting(c.validate().err().unwrap()), "token_url");
+        for size in [0, -1] {
+            let mut c = base();
+            c.exchange_cache_size = size;
+            assert_eq!(setting(c.validate().err().unwrap()), "exchange_cache_size");
+        }
         let mut c = base();
         c.client_secret = None;
         assert_eq!(setting(c.validate().err().unwrap()), "client_secret");

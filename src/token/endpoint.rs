@@ -15,7 +15,7 @@ use crate::error::{Error, TokenRequestFailure};
 use crate::http::{self, describe, BodyError, Http};
 
 use super::auth::{ClientAuth, Redactor};
-use super::exchange::Exchange;
+use super::exchange::{Exchange, ACCESS_TOKEN_TYPE};
 use super::retry;
 use super::stats::TokenStats;
 
@@ -61,7 +61,7 @@ impl Failed {
 /// What a request asks for: the client's own token, or a token exchange.
 pub(super) enum Grant<'a> {
     ClientCredentials,
-    Exchange(&'a Exchange),
+    Exchange(&'a Exchange<'a>),
 }
 
 pub(super) struct Endpoint {
@@ -171,12 +171,12 @@ impl Endpoint {
             Failed::new(None, None, "cannot sign the client assertion".into(), false)
         })?;
         // Built now: the answer is read against this request's own assertion.
-        let (redactor, any_token_type) = match grant {
-            Grant::ClientCredentials => (self.auth.redactor(Some(&parts), None), false),
+        let (redactor, issued_type) = match grant {
+            Grant::ClientCredentials => (self.auth.redactor(Some(&parts), None), None),
             Grant::Exchange(exchange) => (
                 self.auth
                     .redactor(Some(&parts), Some(exchange.subject_token())),
-                exchange.any_token_type(),
+                Some(exchange.expected_token_type()),
             ),
         };
         let mut body = Zeroizing::new(String::new());
@@ -247,7 +247,7 @@ impl Endpoint {
         })?;
         let received_at = crate::clock::instant();
         let received_unix = crate::clock::unix_seconds() as f64;
-        match classify_grant(status, &bytes, &redactor, any_token_type) {
+        match classify_grant(status, &bytes, &redactor, issued_type) {
             Ok((access_token, expires_in)) => Ok(Issued {
                 access_token,
                 expires_in,
@@ -293,17 +293,19 @@ pub(crate) fn classify(
     body: &[u8],
     redactor: &Redactor,
 ) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
-    classify_grant(status, body, redactor, false)
+    classify_grant(status, body, redactor, None)
 }
 
-/// `classify`; with `any_token_type`, a token exchange asked for something other than an
-/// access token, which comes back with RFC 8693's `token_type` `N_A`.
+/// `classify`; with `issued_type`, the answer to a token exchange, which must have issued that
+/// type (RFC 8693's `issued_token_type`, when the IdP sends it; Keycloak does). A type other
+/// than an access token comes back with RFC 8693's `token_type` `N_A`.
 fn classify_grant(
     status: u16,
     body: &[u8],
     redactor: &Redactor,
-    any_token_type: bool,
+    issued_type: Option<&str>,
 ) -> Result<(Zeroizing<String>, Option<f64>), Failed> {
+    let any_token_type = issued_type.is_some_and(|t| t != ACCESS_TOKEN_TYPE);
     let doc: Option<Value> = serde_json::from_slice(body).ok();
     let object = doc.as_ref().filter(|d| d.is_object());
     if (200..300).contains(&status) {
@@ -335,6 +337,23 @@ fn classify_grant(
                 "the response has no access_token".into(),
                 false,
             ));
+        }
+        if let (Some(wanted), Some(issued)) = (
+            issued_type,
+            doc.get("issued_token_type").and_then(Value::as_str),
+        ) {
+            // Handing downstream an ID token where an access token was asked for is a mistake.
+            if issued != wanted {
+                return Err(Failed::new(
+                    Some(status),
+                    None,
+                    format!(
+                        "issued_token_type {:?} is not the requested {wanted:?}",
+                        redactor.field(issued, MAX_REPEATED_CHARS)
+                    ),
+                    false,
+                ));
+            }
         }
         if let Some(kind) = doc.get("token_type").and_then(Value::as_str) {
             let other = any_token_type && kind.eq_ignore_ascii_case("n_a");

@@ -139,7 +139,11 @@ impl TokenClient {
             checked.audience,
             stats.clone(),
         );
-        let exchanges = ExchangeCache::new(checked.refresh_margin, stats.clone());
+        let exchanges = ExchangeCache::new(
+            checked.refresh_margin,
+            checked.exchange_cache_size,
+            stats.clone(),
+        );
         let cache = TokenCache::new(
             Requester {
                 endpoint,
@@ -235,19 +239,19 @@ impl TokenClient {
 
     /// A token exchanged for `exchange`, from the exchange cache only: None when a request is
     /// needed. Cheap enough to call holding an interpreter lock.
-    pub fn exchange_cached(&self, exchange: &Exchange) -> Option<Result<Arc<Token>>> {
+    pub fn exchange_cached(&self, exchange: &Exchange<'_>) -> Option<Result<Arc<Token>>> {
         self.exchanges.lookup(exchange)
     }
 
     /// The subject token of `exchange` traded for a new token (RFC 8693), authenticating as
     /// for `get_token`: cached until its expiry less the refresh margin, one request at a time
     /// per exchange. A refusal (an OAuth error) is final: `Error::TokenRequest` with its code.
-    pub async fn exchange(&self, exchange: &Exchange) -> Result<Arc<Token>> {
+    pub async fn exchange(&self, exchange: &Exchange<'_>) -> Result<Arc<Token>> {
         self.exchanges.get(self.endpoint(), exchange).await
     }
 
     /// Like `exchange`, blocking the calling thread only when a request is needed.
-    pub fn exchange_blocking(&self, exchange: &Exchange) -> Result<Arc<Token>> {
+    pub fn exchange_blocking(&self, exchange: &Exchange<'_>) -> Result<Arc<Token>> {
         match self.exchange_cached(exchange) {
             Some(answer) => answer,
             None => crate::runtime::block_on(self.exchange(exchange)),

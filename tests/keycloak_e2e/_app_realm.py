@@ -16,6 +16,10 @@ REALM = "app"
 UI_CLIENT_ID = "app"
 #: Test only: like `app`, without the audience mapper.
 NO_AUDIENCE_CLIENT_ID = "app-no-audience"
+#: Test only: like `app`, with the audience `agentic` instead of `knowledge-flow`: the token a
+#: user hands Agentic, which Agentic exchanges for one meant for Knowledge Flow.
+EXCHANGE_CLIENT_ID = "app-exchange"
+#: Confidential; standard token exchange on; an audience mapper makes `knowledge-flow` available.
 AGENTIC_ID, AGENTIC_SECRET = "agentic", "dev-agentic-secret"
 KNOWLEDGE_FLOW_ID, KNOWLEDGE_FLOW_SECRET = "knowledge-flow", "dev-knowledge-flow-secret"
 #: user -> (group, the `app` client role the group maps to); dave is in no group.

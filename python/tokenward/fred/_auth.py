@@ -33,6 +33,7 @@ from ..errors import ConfigError, InvalidToken, KeySetUnavailable
 from ..fastapi import User
 from ..verifier import Verifier
 from ._allowlist import current_allowlist
+from ._exchange import ExchangeSetting, ForwardingExchange
 from ._settings import FredSettings
 from ._user import KeycloakUser
 
@@ -104,7 +105,10 @@ class FredSecurity:
     settings: `FredSettings.from_env()` by default. allowlist: None consults the module's
     whitelist (`tokenward.fred.set_whitelist_path`, `$TOKENWARD_ALLOWLIST_FILE`), a path or an
     `EmailAllowlist` that one, False none. verifier: for tests; by default one is made from the
-    settings on first use."""
+    settings on first use. exchange: `(client, audience)` makes forwarding (`user.bearer`)
+    hand downstream a token exchanged for `audience` by `client` (this service's own
+    confidential client: a `TokenClient`, `ClientCredentialsProvider` or `M2MTokenProvider`);
+    None (default) forwards the user's own token."""
 
     def __init__(
         self,
@@ -116,8 +120,10 @@ class FredSecurity:
         allowlist: EmailAllowlist | str | os.PathLike[str] | bool | None = None,
         verifier: Verifier | None = None,
         roles_client: str | None = None,
+        exchange: ExchangeSetting | None = None,
     ) -> None:
         self.realm_url = str(realm_url).rstrip("/")
+        self.exchange = ForwardingExchange.of(exchange)
         self.base_url, self.realm = split_realm_url(self.realm_url)
         self.client_id = client_id
         self.roles_client = roles_client or client_id
@@ -183,9 +189,10 @@ class FredSecurity:
         s = self.settings
         logger.info(
             "[AUTH] Keycloak initialized: enabled=%s base=%s realm=%s client_id=%s jwks=%s "
-            "strict_issuer=%s strict_audience=%s skew=%ss",
+            "strict_issuer=%s strict_audience=%s skew=%ss forwarding_exchange=%s",
             self.enabled, self.base_url, self.realm, self.client_id, self.jwks_url,
             s.strict_issuer, s.strict_audience, s.clock_skew,
+            self.exchange.audience if self.exchange else None,
         )  # fmt: skip
 
     # ---- tokens to users -------------------------------------------------------------------
@@ -203,6 +210,7 @@ class FredSecurity:
             groups=list(user.groups),
         )
         made._token = token
+        made._exchange = self.exchange
         return made
 
     def decode_jwt(self, token: str) -> KeycloakUser:
@@ -259,10 +267,12 @@ def initialize_user_security(
     settings: FredSettings | None = None,
     allowlist: EmailAllowlist | str | os.PathLike[str] | bool | None = None,
     roles_client: str | None = None,
+    exchange: ExchangeSetting | None = None,
 ) -> FredSecurity:
     """Configure authentication from Fred's `UserSecurity` (`enabled`, `realm_url`,
     `client_id`), reading the `FRED_*` variables now. Sets the process-wide settings; with
-    `app`, also that app's (kept in `app.state`, and preferred by `get_current_user`)."""
+    `app`, also that app's (kept in `app.state`, and preferred by `get_current_user`).
+    `exchange=(client, audience)`: forwarding with token exchange (see `FredSecurity`)."""
     global _default
     security = FredSecurity(
         str(config.realm_url),
@@ -271,6 +281,7 @@ def initialize_user_security(
         settings=settings,
         allowlist=allowlist,
         roles_client=roles_client,
+        exchange=exchange,
     )
     security.log_initialized()
     _default = security

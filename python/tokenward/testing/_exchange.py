@@ -1,19 +1,21 @@
-"""The token-exchange grant (RFC 8693) with the rules of Keycloak's standard token exchange (V2).
+"""The token-exchange grant (RFC 8693) with the rules of Keycloak's standard token exchange (V2),
+checked in Keycloak's order, with the codes and statuses Keycloak 26.7.3 answers (seen against
+the real server: tests/keycloak/README.md).
 
-- The requester must be confidential and registered with `token_exchange=True` (Keycloak's
-  "Standard token exchange" switch on the client).
-- `subject_token` must be an access token this realm issued, unexpired, whose `aud` contains
-  the requester.
-- `audience` (repeatable) only narrows: each one must be a client of the realm and among the
-  audiences available to the requester (its `exchange_audiences`, standing in for Keycloak's
-  audience mappers and the client scopes that would put the audience into a token). Without
-  `audience` the new token carries all of them.
-- Only access tokens are issued (`requested_token_type` access_token, the default).
-
-Refusals use Keycloak's codes: `invalid_request` (missing or unsupported parameters, an invalid
-subject token), `invalid_client` (public requester, exchange not enabled, unknown audience),
-`access_denied` (the subject token is not meant for the requester) and `invalid_target`
-(an audience the requester cannot obtain).
+- The requester must be registered with `token_exchange=True` (Keycloak's "Standard token
+  exchange" switch on the client), else 400 `invalid_request`; a public client with the switch
+  on is 400 `invalid_client`.
+- `subject_token` and `subject_token_type` are required (400 `invalid_request`); only access
+  tokens are taken as subjects, and only access tokens are issued.
+- The subject token must be an access token this realm issued, unexpired (else 400
+  `invalid_request` "Invalid token"), whose `aud` contains the requester (else 403
+  `access_denied`).
+- `audience` (repeatable) only narrows: each must be a client of the realm (else 400
+  `invalid_client` "Audience not found") and available to the requester (else 400
+  `invalid_request` "Requested audience not available"). Available, as in Keycloak, is what
+  the requester's own token for that user would carry: its audience mapper (`add_client(...,
+  audiences=)`) plus, by audience resolve, every client whose roles the user holds (the subject
+  token's `resource_access`). Without `audience` the new token carries all of them.
 """
 
 from __future__ import annotations
@@ -66,41 +68,49 @@ class TokenExchange:
     def exchange(
         self, client: Client, form: Mapping[str, str], audiences: Sequence[str]
     ) -> dict[str, Any]:
-        if not client.confidential:
-            raise _denied(400, "invalid_client", "Public client is not allowed to exchange token")
         if not client.token_exchange:
             raise _denied(
                 400,
-                "invalid_client",
+                "invalid_request",
                 "Standard token exchange is not enabled for the requested client",
             )
-        subject_token = form.get("subject_token")
-        if not subject_token:
-            raise _denied(400, "invalid_request", "Missing parameter: subject_token")
-        if form.get("subject_token_type", ACCESS_TOKEN_TYPE) != ACCESS_TOKEN_TYPE:
+        if not client.confidential:
+            raise _denied(400, "invalid_client", "Public client is not allowed to exchange token")
+        for parameter in ("subject_token", "subject_token_type"):
+            if parameter not in form:
+                raise _denied(
+                    400,
+                    "invalid_request",
+                    f"Parameter '{parameter}' required for standard token exchange",
+                )
+        if form["subject_token_type"] != ACCESS_TOKEN_TYPE:
             raise _denied(
                 400, "invalid_request", "Parameter 'subject_token' supports access tokens only"
             )
         if form.get("requested_token_type", ACCESS_TOKEN_TYPE) != ACCESS_TOKEN_TYPE:
             raise _denied(400, "invalid_request", "requested_token_type unsupported")
-        subject = self._verify(subject_token)
+        subject = self._verify(form["subject_token"])
         held = subject.get("aud", [])
         held = [held] if isinstance(held, str) else list(held)
         if client.client_id not in held:
-            raise _denied(400, "access_denied", "Client is not within the token audience")
-        available = list(client.exchange_audiences)
+            raise _denied(403, "access_denied", "Client is not within the token audience")
+        available = self._available(client, subject)
         for audience in audiences:
             if self._directory.client(audience) is None:
                 raise _denied(400, "invalid_client", "Audience not found")
             if audience not in available:
                 raise _denied(
-                    400, "invalid_target", f"Requested audience not available: {audience}"
+                    400, "invalid_request", f"Requested audience not available: {audience}"
                 )
         granted = list(dict.fromkeys(audiences)) if audiences else available
         now = int(time.time())
         lifetime = max(0, min(client.token_lifetime, int(subject["exp"]) - now))
         scope = _scope(form.get("scope"))
         claims = {name: v for name, v in subject.items() if name not in _OWN_CLAIMS}
+        roles = subject.get("resource_access")
+        if isinstance(roles, dict):
+            # As Keycloak: the client roles kept are those of the granted audiences.
+            claims["resource_access"] = {c: r for c, r in roles.items() if c in granted}
         claims.update(
             {
                 "exp": now + lifetime,
@@ -122,3 +132,14 @@ class TokenExchange:
             "not-before-policy": 0,
             "scope": scope,
         }
+
+    def _available(self, client: Client, subject: Mapping[str, Any]) -> list[str]:
+        """The audiences the requester may obtain for this user: its audience mapper, then the
+        realm's clients whose roles the user holds (Keycloak's audience resolve)."""
+        roles = subject.get("resource_access")
+        resolved = [
+            cid
+            for cid in (roles if isinstance(roles, dict) else {})
+            if cid != client.client_id and self._directory.client(cid) is not None
+        ]
+        return list(dict.fromkeys((*client.audiences, *resolved)))

@@ -106,8 +106,6 @@ class Client:
     service_client_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Keycloak's "Standard token exchange" switch (see `_exchange`).
     token_exchange: bool = False
-    #: The audiences this client's exchanged tokens may carry (see `_exchange`).
-    exchange_audiences: tuple[str, ...] = ()
     #: Keycloak's "Service accounts roles" switch: the client_credentials grant.
     service_account: bool = True
     #: A disabled client gets no token (Keycloak's "Enabled" switch; see `Directory.set_enabled`).
@@ -194,7 +192,6 @@ class Directory:
         groups_claim: str | None = None,
         service_client_roles: Mapping[str, Sequence[str]] | None = None,
         token_exchange: bool = False,
-        exchange_audiences: Sequence[str] = (),
         name: str | None = None,
         service_account: bool = True,
     ) -> Client:
@@ -217,7 +214,6 @@ class Directory:
             groups_claim=groups_claim,
             service_client_roles=_frozen_roles(service_client_roles),
             token_exchange=token_exchange,
-            exchange_audiences=tuple(exchange_audiences),
             name=name,
             service_account=service_account,
         )

@@ -257,7 +257,6 @@ class DevIdP:
         groups_claim: str | None = None,
         client_roles: Mapping[str, Sequence[str]] | None = None,
         token_exchange: bool = False,
-        exchange_audiences: Sequence[str] = (),
         name: str | None = None,
         service_account: bool = True,
         backchannel_logout_url: str | None = None,
@@ -282,8 +281,9 @@ class DevIdP:
 
         `token_exchange=True` enables standard token exchange for a confidential client (the
         grant `urn:ietf:params:oauth:grant-type:token-exchange`, with Keycloak's rules: see
-        `tokenward.testing._exchange`); `exchange_audiences` are the client ids its exchanged
-        tokens may be minted for.
+        `tokenward.testing._exchange`). As in Keycloak, the audiences it may exchange a user's
+        token for are its `audiences` (the audience mapper) plus the clients whose roles the
+        user holds.
 
         `name` is its display name; `service_account=False` refuses it the client_credentials
         grant (`unauthorized_client`), as Keycloak's switch.
@@ -304,7 +304,6 @@ class DevIdP:
             groups_claim=groups_claim,
             service_client_roles=client_roles,
             token_exchange=token_exchange,
-            exchange_audiences=exchange_audiences,
             name=name,
             service_account=service_account,
         )

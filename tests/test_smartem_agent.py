@@ -586,3 +586,70 @@ def test_the_stream_path_refreshes_on_a_401_with_bearer_auth(
             assert b"SmartEM_Agent" in b"".join(response.iter_content(64))
     assert resource.statuses() == [401, 200]
     assert dev_idp.hits["token"] == 2
+
+
+# ---- an enrolled agent: AGENT_PRIVATE_KEY_FILE in place of the secret (docs/agents.md) ----
+
+
+def test_an_enrolled_agents_config_gets_tokens_signed_with_its_key(
+    dev_idp: DevIdP, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tokenward.agents import enrol
+
+    caplog.set_level("DEBUG")
+    iat = dev_idp.create_initial_access_token(count=1)
+    done = enrol(
+        dev_idp.base_url, tmp_path, client_id="SmartEM_Agent_ws07", initial_access_token=iat
+    )
+    config = load_keycloak_config(done.config_file)
+    assert config.client_secret == ""
+    assert config.private_key_file == str(done.key_file.resolve())
+    assert "PRIVATE KEY" not in repr(config)
+    with KeycloakClient(config) as client:
+        token = client.get_token()
+    claims = tw.Verifier(dev_idp.issuer, allowed_azp=["SmartEM_Agent_*"]).verify(token)
+    assert claims["azp"] == "SmartEM_Agent_ws07"
+    # The config holds no secret: the one token request was authenticated by the key alone.
+    assert dev_idp.hits["token"] == 1
+    pem = done.key_file.read_text()
+    assert pem.splitlines()[1] not in caplog.text
+
+
+def test_a_config_with_both_a_secret_and_a_key_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "agent.env"
+    key = tmp_path / "agent.pem"
+    key.write_text(tw._native.SigningKey.generate("ES256").private_pem())
+    path.write_text(
+        "KEYCLOAK_URL=http://kc:8080\nKEYCLOAK_REALM=dls\nKEYCLOAK_CLIENT_ID=SmartEM_Agent_x\n"
+        f"KEYCLOAK_CLIENT_SECRET=s3cret\nAGENT_PRIVATE_KEY_FILE={key}\n"
+    )
+    with pytest.raises(KeycloakConfigError) as info:
+        load_keycloak_config(path)
+    assert info.value.setting == "AGENT_PRIVATE_KEY_FILE"
+    assert "s3cret" not in str(info.value)
+
+
+def test_an_unreadable_key_file_is_named_in_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "agent.env"
+    path.write_text(
+        "KEYCLOAK_URL=http://kc:8080\nKEYCLOAK_REALM=dls\nKEYCLOAK_CLIENT_ID=SmartEM_Agent_x\n"
+        f"AGENT_PRIVATE_KEY_FILE={tmp_path / 'missing.pem'}\n"
+    )
+    with pytest.raises(KeycloakConfigError) as info:
+        load_keycloak_config(path)
+    assert info.value.setting == "AGENT_PRIVATE_KEY_FILE"
+    assert "missing.pem" in str(info.value)
+
+
+def test_a_key_file_that_is_not_a_key_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "agent.env"
+    key = tmp_path / "agent.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    path.write_text(
+        "KEYCLOAK_URL=http://kc:8080\nKEYCLOAK_REALM=dls\nKEYCLOAK_CLIENT_ID=SmartEM_Agent_x\n"
+        f"AGENT_PRIVATE_KEY_FILE={key}\n"
+    )
+    with pytest.raises(KeycloakConfigError) as info:
+        load_keycloak_config(path)
+    assert info.value.setting == "AGENT_PRIVATE_KEY_FILE"
+    assert "bm90IGEga2V5" not in str(info.value)

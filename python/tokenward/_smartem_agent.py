@@ -51,16 +51,23 @@ CONFIG_KEYS: tuple[str, ...] = (
     "KEYCLOAK_CLIENT_ID",
     "KEYCLOAK_CLIENT_SECRET",
 )
+#: What `tokenward agent enrol` writes in place of KEYCLOAK_CLIENT_SECRET: the agent signs its
+#: client assertions with this key (private_key_jwt) and holds no shared secret.
+KEY_FILE_KEY = "AGENT_PRIVATE_KEY_FILE"
 
 
 @dataclass(frozen=True)
 class KeycloakConfig:
-    """The four values needed to obtain an agent token. The secret is left out of repr()."""
+    """The four values needed to obtain an agent token. The secret is left out of repr().
+
+    `private_key_file`, set instead of a secret (`client_secret=""`), is the PEM key of an
+    enrolled agent (docs/agents.md): its token requests are signed (private_key_jwt)."""
 
     url: str
     realm: str
     client_id: str
     client_secret: str = field(repr=False)
+    private_key_file: str | None = None
 
     @property
     def token_url(self) -> str:
@@ -107,7 +114,9 @@ def _unquote(value: str, key: str, path: Path, line: int) -> str:
 
 def load_keycloak_config(path: str | os.PathLike[str]) -> KeycloakConfig:
     """Read a KEY=VALUE file with KEYCLOAK_URL, KEYCLOAK_REALM, KEYCLOAK_CLIENT_ID and
-    KEYCLOAK_CLIENT_SECRET.
+    KEYCLOAK_CLIENT_SECRET, or AGENT_PRIVATE_KEY_FILE in place of the secret (the file
+    `tokenward agent enrol` writes). Both at once is refused: which credential the agent
+    presents must not depend on a precedence rule.
 
     Blank lines and lines starting with `#` are skipped, as are lines without `=`; keys and
     values are stripped; a value in matching quotes is unquoted as dotenv files are written
@@ -132,12 +141,22 @@ def load_keycloak_config(path: str | os.PathLike[str]) -> KeycloakConfig:
             continue
         key = key.strip()
         values[key] = _unquote(value.strip(), key, path, number)
-    warn_typos(values, str(path), known=CONFIG_KEYS)
-    missing = [key for key in CONFIG_KEYS if not values.get(key)]
+    known = (*CONFIG_KEYS, KEY_FILE_KEY)
+    warn_typos(values, str(path), known=known)
+    key_file = values.get(KEY_FILE_KEY) or None
+    if key_file and values.get("KEYCLOAK_CLIENT_SECRET"):
+        raise KeycloakConfigError(
+            f"Keycloak configuration at {path} sets both KEYCLOAK_CLIENT_SECRET and "
+            f"{KEY_FILE_KEY}: keep the one this agent is registered with",
+            setting=KEY_FILE_KEY,
+            path=str(path),
+        )
+    required = CONFIG_KEYS[:3] if key_file else CONFIG_KEYS
+    missing = [key for key in required if not values.get(key)]
     if missing:
         hints = {}
         for name in values:
-            suggestion = close_to_known(name, CONFIG_KEYS)
+            suggestion = close_to_known(name, known)
             if suggestion in missing:
                 hints[suggestion] = name
         raise KeycloakConfigError(
@@ -148,7 +167,8 @@ def load_keycloak_config(path: str | os.PathLike[str]) -> KeycloakConfig:
             setting=missing[0],
             path=str(path),
         )
-    config = KeycloakConfig(*(values[key] for key in CONFIG_KEYS))
+    url, realm, client_id, secret = (values.get(key, "") for key in CONFIG_KEYS)
+    config = KeycloakConfig(url, realm, client_id, secret, private_key_file=key_file)
     refuse_realm_in_url(config.url, "KEYCLOAK_URL", str(path))
     # Built and dropped: the core checks the values now, so a refusal names this file.
     _token_client(config, str(path))
@@ -160,6 +180,7 @@ _SETTING_KEYS = {
     "token_url": "KEYCLOAK_URL",
     "client_id": "KEYCLOAK_CLIENT_ID",
     "client_secret": "KEYCLOAK_CLIENT_SECRET",
+    "private_key": KEY_FILE_KEY,
 }
 
 
@@ -171,11 +192,13 @@ def _token_client(
     from .token_client import TokenClient
 
     token_url = config.token_url
+    key_file = config.private_key_file
     try:
         return TokenClient(
             token_url,
             client_id=config.client_id,
-            client_secret=config.client_secret,
+            client_secret=config.client_secret if key_file is None else None,
+            private_key=None if key_file is None else _read_key(key_file, path),
             refresh_margin=refresh_margin,
             timeout=timeout,
         )
@@ -190,6 +213,19 @@ def _token_client(
             setting=key,
             path=path,
         ) from exc
+
+
+def _read_key(key_file: str, path: str | None) -> bytes:
+    """The agent's PEM key; a file that cannot be read is named, its content never."""
+    try:
+        return Path(key_file).read_bytes()
+    except OSError as exc:
+        where = f" in {path}" if path else ""
+        raise KeycloakConfigError(
+            f"{KEY_FILE_KEY}{where}: cannot read {key_file}: {exc.strerror}",
+            setting=KEY_FILE_KEY,
+            path=path,
+        ) from None
 
 
 # ---- the exceptions ------------------------------------------------------------------------------

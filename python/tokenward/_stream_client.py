@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
@@ -196,32 +196,13 @@ def iter_events(
 
     hook = auth if auth is not None else session.auth
     plan = _Reopening(url, hook, last_event_id, attempts, backoff, max_backoff, headers)
-    while True:
-        try:
-            with session.get(
-                url, headers=plan.headers(), auth=hook, stream=True, timeout=timeout, **kwargs
-            ) as response:
-                sent = _sent_token(response.request.headers)
-                if not plan.opened(
-                    response.status_code, response.headers.get("Content-Type"), sent
-                ):
-                    delay = plan.failed(f"status {response.status_code}")
-                else:
-                    ended = False
-                    for chunk in response.iter_content(chunk_size=None):
-                        for event in plan.parser.feed(chunk):
-                            if not plan.take(event, sent):
-                                ended = True
-                                break
-                            yield event
-                        if ended:
-                            break
-                    if not ended:
-                        return
-                    delay = plan.expired()
-        except requests.RequestException as exc:
-            delay = plan.failed(type(exc).__name__)
-        time.sleep(delay)
+
+    def open_stream(sent: dict[str, str]) -> Any:
+        return session.get(url, headers=sent, auth=hook, stream=True, timeout=timeout, **kwargs)
+
+    return _drive(
+        plan, open_stream, lambda r: r.iter_content(chunk_size=None), requests.RequestException
+    )
 
 
 def iter_events_httpx(
@@ -243,30 +224,54 @@ def iter_events_httpx(
 
     hook = auth if auth is not None else client.auth
     plan = _Reopening(url, hook, last_event_id, attempts, backoff, max_backoff, headers)
+
+    def open_stream(sent: dict[str, str]) -> Any:
+        return client.stream("GET", url, headers=sent, auth=hook, **kwargs)
+
+    return _drive(plan, open_stream, lambda r: r.iter_bytes(), httpx.TransportError)
+
+
+def _opening(plan: _Reopening, response: Any) -> tuple[str | None, float | None]:
+    """The token an opened stream was sent with, and the wait before the next open when the
+    open failed (None: it succeeded). requests' and httpx's responses both fit."""
+    sent = _sent_token(response.request.headers)
+    if plan.opened(response.status_code, response.headers.get("Content-Type"), sent):
+        return sent, None
+    return sent, plan.failed(f"status {response.status_code}")
+
+
+def _drive(
+    plan: _Reopening,
+    open_stream: Callable[[dict[str, str]], Any],
+    chunks: Callable[[Any], Iterable[bytes]],
+    transport_error: type[Exception],
+) -> Iterator[ServerEvent]:
+    """The blocking drivers' loop: open (a context manager giving a response), read events
+    until the server ends the stream, and reopen after `plan`'s wait."""
     while True:
         try:
-            with client.stream("GET", url, headers=plan.headers(), auth=hook, **kwargs) as response:
-                sent = _sent_token(response.request.headers)
-                if not plan.opened(
-                    response.status_code, response.headers.get("Content-Type"), sent
-                ):
-                    delay = plan.failed(f"status {response.status_code}")
-                else:
-                    ended = False
-                    for chunk in response.iter_bytes():
-                        for event in plan.parser.feed(chunk):
-                            if not plan.take(event, sent):
-                                ended = True
-                                break
-                            yield event
-                        if ended:
-                            break
-                    if not ended:
+            with open_stream(plan.headers()) as response:
+                sent, delay = _opening(plan, response)
+                if delay is None:
+                    delay = yield from _read(plan, chunks(response), sent)
+                    if delay is None:
                         return
-                    delay = plan.expired()
-        except httpx.TransportError as exc:
+        except transport_error as exc:
             delay = plan.failed(type(exc).__name__)
         time.sleep(delay)
+
+
+def _read(
+    plan: _Reopening, chunks: Iterable[bytes], sent: str | None
+) -> Generator[ServerEvent, None, float | None]:
+    """The events of one open; the wait before reopening when the server ended it for its
+    token, None when it ended the stream for good."""
+    for chunk in chunks:
+        for event in plan.parser.feed(chunk):
+            if not plan.take(event, sent):
+                return plan.expired()
+            yield event
+    return None
 
 
 async def aiter_events(
@@ -291,24 +296,18 @@ async def aiter_events(
             async with client.stream(
                 "GET", url, headers=plan.headers(), auth=hook, **kwargs
             ) as response:
-                sent = _sent_token(response.request.headers)
-                if not plan.opened(
-                    response.status_code, response.headers.get("Content-Type"), sent
-                ):
-                    delay = plan.failed(f"status {response.status_code}")
-                else:
-                    ended = False
+                sent, delay = _opening(plan, response)
+                if delay is None:
                     async for chunk in response.aiter_bytes():
                         for event in plan.parser.feed(chunk):
                             if not plan.take(event, sent):
-                                ended = True
+                                delay = plan.expired()
                                 break
                             yield event
-                        if ended:
+                        if delay is not None:
                             break
-                    if not ended:
+                    if delay is None:
                         return
-                    delay = plan.expired()
         except httpx.TransportError as exc:
             delay = plan.failed(type(exc).__name__)
         await asyncio.sleep(delay)

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ._realm import Client, Directory
+from ._registration import ClientStore
 from ._server import Response
 
 LIST_ROLES = frozenset({"query-clients", "view-clients", "manage-clients"})
@@ -32,29 +33,13 @@ MANAGE_ROLES = frozenset({"manage-clients"})
 DEFAULT_MAX = 100
 
 
-class ClientAdmin(Protocol):
-    """What the Admin API changes clients through (`DevIdP` implements it)."""
-
-    def add_client(
-        self,
-        client_id: str,
-        secret: str | None = None,
-        *,
-        name: str | None = None,
-        jwks: Any = None,
-        jwks_uri: str | None = None,
-        service_account: bool = True,
-    ) -> None: ...
+class ClientAdmin(ClientStore, Protocol):
+    """What the Admin API changes clients through: registration's store, plus reading keys and
+    the "Enabled" switch (`DevIdP` implements it)."""
 
     def client_keys(self, client_id: str) -> dict[str, Any] | None: ...
 
-    def set_client_keys(
-        self, client_id: str, jwks: Any = None, jwks_uri: str | None = None
-    ) -> None: ...
-
     def set_client_enabled(self, client_id: str, enabled: bool) -> None: ...
-
-    def remove_client(self, client_id: str) -> None: ...
 
 
 def _error(status: int, message: str) -> Response:
